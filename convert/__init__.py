@@ -1,0 +1,1 @@
+"""edgeclf.convert: training run -> verified, quantized TFLite bundles."""

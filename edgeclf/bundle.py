@@ -1,0 +1,237 @@
+"""The bundle: the one contract between train, convert and edge.
+
+A bundle is a folder holding `model.tflite` and `manifest.json`. The manifest (schema
+`edgeclf.bundle`, version 1) says everything the edge needs to feed the model and read its answer:
+labels in output order, task, the preprocessing spec, input/output dtype and quantization, the sha256 of
+the model file, where it came from, what it measured at conversion and which runtimes load it.
+
+This module reads, writes and validates bundles. It imports nothing heavier than the standard library.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Mapping
+
+from . import __version__
+from .atomic import atomic_dir
+from .errors import BundleError, ModelError
+from .preprocess import PreprocessSpec
+
+SCHEMA = "edgeclf.bundle"
+SCHEMA_VERSION = 1
+MODEL_FILE = "model.tflite"
+MANIFEST_FILE = "manifest.json"
+TASKS = ("binary", "multiclass")
+DTYPES = ("float32", "float16", "uint8", "int8")
+RUNTIMES = ("ai-edge-litert", "tflite-runtime-2.14")
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """A model input or output: dtype and the affine quantization (real = scale * (q - zero_point))."""
+
+    dtype: str = "float32"
+    scale: float = 0.0
+    zero_point: int = 0
+
+    def __post_init__(self) -> None:
+        if self.dtype not in DTYPES:
+            raise BundleError(f"manifest: tensor dtype {self.dtype!r} is not supported; expected one of {DTYPES}")
+        if self.dtype in ("uint8", "int8") and not self.scale > 0:
+            raise BundleError(f"manifest: {self.dtype} tensor needs a positive quantization scale, got {self.scale}")
+
+    @property
+    def quantized(self) -> bool:
+        return self.dtype in ("uint8", "int8")
+
+
+@dataclass(frozen=True)
+class Manifest:
+    labels: tuple[str, ...]
+    task: str
+    preprocess: PreprocessSpec
+    input: TensorSpec
+    output: TensorSpec
+    sha256: str = ""
+    size_bytes: int = 0
+    positive_label: str | None = None
+    source: Mapping[str, Any] = field(default_factory=dict)  # run, arch, size, quantization
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+    runtimes: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # name -> {"loads": bool, "why": str}
+    created: str = ""
+    edgeclf_version: str = __version__
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise BundleError(f"manifest: task {self.task!r} is not supported; expected one of {TASKS}")
+        if len(self.labels) < 2 or len(set(self.labels)) != len(self.labels):
+            raise BundleError(f"manifest: labels {list(self.labels)} must be at least two distinct names")
+        if self.task == "binary":
+            if len(self.labels) != 2:
+                raise BundleError(f"manifest: a binary task has exactly 2 labels, got {len(self.labels)}")
+            if self.positive_label != self.labels[1]:
+                raise BundleError(f"manifest: positive_label {self.positive_label!r} must be the second label "
+                                  f"{self.labels[1]!r} (the sigmoid's 1)")
+
+    @property
+    def num_outputs(self) -> int:
+        return 1 if self.task == "binary" else len(self.labels)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "schema_version": SCHEMA_VERSION,
+            "labels": list(self.labels),
+            "task": self.task,
+            "positive_label": self.positive_label,
+            "preprocess": self.preprocess.to_dict(),
+            "input": _tensor_dict(self.input),
+            "output": _tensor_dict(self.output),
+            "model": {"file": MODEL_FILE, "sha256": self.sha256, "size_bytes": self.size_bytes},
+            "source": dict(self.source),
+            "metrics": dict(self.metrics),
+            "runtimes": {k: dict(v) for k, v in self.runtimes.items()},
+            "created": self.created,
+            "edgeclf_version": self.edgeclf_version,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], where: str = MANIFEST_FILE) -> "Manifest":
+        if not isinstance(d, Mapping):
+            raise BundleError(f"{where}: expected a JSON object, got {type(d).__name__}")
+        if d.get("schema") != SCHEMA:
+            raise BundleError(f"{where}: schema {d.get('schema')!r} is not {SCHEMA!r}; this is not an edgeclf bundle")
+        version = d.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise BundleError(f"{where}: schema_version {version!r} is not supported (this edgeclf reads "
+                              f"{SCHEMA_VERSION}); re-convert the model or upgrade edgeclf")
+        for key in ("labels", "task", "preprocess", "input", "output", "model"):
+            if key not in d:
+                raise BundleError(f"{where}: missing key {key!r}; re-convert the model with `edgeclf convert`")
+        model = d["model"]
+        for key in ("sha256", "size_bytes"):
+            if key not in model:
+                raise BundleError(f"{where}: missing key 'model.{key}'; re-convert the model with `edgeclf convert`")
+        try:
+            return cls(
+                labels=tuple(str(x) for x in d["labels"]),
+                task=d["task"],
+                positive_label=d.get("positive_label"),
+                preprocess=PreprocessSpec.from_dict(d["preprocess"], f"{where}: preprocess"),
+                input=_tensor_from(d["input"], f"{where}: input"),
+                output=_tensor_from(d["output"], f"{where}: output"),
+                sha256=str(model["sha256"]),
+                size_bytes=int(model["size_bytes"]),
+                source=dict(d.get("source", {})),
+                metrics=dict(d.get("metrics", {})),
+                runtimes={k: dict(v) for k, v in d.get("runtimes", {}).items()},
+                created=str(d.get("created", "")),
+                edgeclf_version=str(d.get("edgeclf_version", "")),
+            )
+        except (TypeError, ValueError) as e:
+            raise BundleError(f"{where}: malformed value ({e}); re-convert the model with `edgeclf convert`") from None
+
+
+def _tensor_dict(t: TensorSpec) -> dict[str, Any]:
+    return {"dtype": t.dtype, "scale": t.scale, "zero_point": t.zero_point}
+
+
+def _tensor_from(d: Mapping[str, Any], where: str) -> TensorSpec:
+    if "dtype" not in d:
+        raise BundleError(f"{where}: missing key 'dtype'")
+    return TensorSpec(dtype=d["dtype"], scale=float(d.get("scale", 0.0)), zero_point=int(d.get("zero_point", 0)))
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+TFLITE_IDENTIFIER = b"TFL3"
+
+
+def check_tflite_bytes(data: bytes, name: str) -> None:
+    """Refuse bytes that are not a TFLite flatbuffer, saying what they are instead."""
+    from .imageio import describe_bytes
+
+    if len(data) < 16:
+        raise ModelError(f"{name}: not a valid TFLite model ({len(data)} bytes); re-copy the bundle or re-convert")
+    if data[4:8] != TFLITE_IDENTIFIER:
+        what = describe_bytes(data[:256])
+        hint = " (run `git lfs pull`)" if what == "a Git LFS pointer" else ""
+        raise ModelError(f"{name}: not a valid TFLite model, it is {what}{hint}; re-copy the bundle or re-convert")
+    root = int.from_bytes(data[0:4], "little")
+    if root >= len(data):
+        raise ModelError(f"{name}: not a valid TFLite model (truncated: root offset {root} past {len(data)} bytes); "
+                         "re-copy the bundle")
+
+
+def resolve_bundle_dir(path: str | os.PathLike[str]) -> Path:
+    """Accept the bundle folder, its manifest.json or its model.tflite."""
+    p = Path(path)
+    if p.is_file() and p.name in (MANIFEST_FILE, MODEL_FILE):
+        p = p.parent
+    if not p.exists():
+        raise BundleError(f"{p}: no such bundle; expected a folder with {MODEL_FILE} and {MANIFEST_FILE} "
+                          "(made by `edgeclf convert`)")
+    if not p.is_dir():
+        raise BundleError(f"{p}: is a file; a bundle is a folder with {MODEL_FILE} and {MANIFEST_FILE}")
+    return p
+
+
+def read_manifest(path: str | os.PathLike[str]) -> Manifest:
+    d = resolve_bundle_dir(path)
+    mpath = d / MANIFEST_FILE
+    try:
+        raw = json.loads(mpath.read_text("utf-8"))
+    except FileNotFoundError:
+        raise BundleError(f"{d}: no {MANIFEST_FILE}; expected a bundle made by `edgeclf convert`") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise BundleError(f"{mpath}: not valid JSON ({e}); re-copy the bundle") from None
+    return Manifest.from_dict(raw, str(mpath))
+
+
+@dataclass(frozen=True)
+class Bundle:
+    path: Path
+    manifest: Manifest
+    model_bytes: bytes
+
+
+def load_bundle(path: str | os.PathLike[str]) -> Bundle:
+    """Read and verify a bundle: manifest schema, model present, sha256 and TFLite identifier.
+
+    Nothing reaches an interpreter before these checks pass.
+    """
+    d = resolve_bundle_dir(path)
+    manifest = read_manifest(d)
+    mpath = d / MODEL_FILE
+    try:
+        data = mpath.read_bytes()
+    except FileNotFoundError:
+        raise BundleError(f"{d}: no {MODEL_FILE}; re-copy the whole bundle folder") from None
+    digest = sha256_bytes(data)
+    if digest != manifest.sha256:
+        raise BundleError(f"{mpath}: sha256 {digest[:12]}… does not match the manifest's {manifest.sha256[:12]}…; "
+                          "the model was changed or damaged; re-copy the bundle or re-convert")
+    check_tflite_bytes(data, str(mpath))
+    return Bundle(d, manifest, data)
+
+
+def write_bundle(path: str | os.PathLike[str], model_bytes: bytes, manifest: Manifest) -> Manifest:
+    """Write model + manifest (sha256, size and time filled in) atomically: the old bundle stays until done."""
+    check_tflite_bytes(model_bytes, "model")
+    final = replace(manifest, sha256=sha256_bytes(model_bytes), size_bytes=len(model_bytes),
+                    created=manifest.created or datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    with atomic_dir(path) as tmp:
+        (tmp / MODEL_FILE).write_bytes(model_bytes)
+        (tmp / MANIFEST_FILE).write_text(json.dumps(final.to_dict(), indent=2, ensure_ascii=False) + "\n", "utf-8")
+        for f in (MODEL_FILE, MANIFEST_FILE):
+            with open(tmp / f, "rb") as fh:
+                os.fsync(fh.fileno())
+    return final

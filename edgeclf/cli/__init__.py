@@ -1,0 +1,15 @@
+"""The `edgeclf` command line: a thin layer over `edgeclf.train`, `edgeclf.convert` and `edgeclf.edge`.
+
+Each command module imports its library lazily, so `edgeclf camera/classify/info` never import TensorFlow.
+"""
+
+from __future__ import annotations
+
+from . import bench, convert, edge, info, train  # noqa: F401  (registers the commands)
+from ._app import app
+
+__all__ = ["app", "main"]
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,35 @@
+"""Readable terminal output (rich) for manifests and tables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from ..bundle import Manifest
+
+
+def print_manifest(path: Path, m: Manifest, console: Console | None = None) -> None:
+    console = console or Console()
+    p = m.preprocess
+    t = Table(title=f"bundle {path}", show_header=False, title_justify="left")
+    t.add_column("key", style="bold")
+    t.add_column("value")
+    t.add_row("labels", ", ".join(f"{i}: {label}" for i, label in enumerate(m.labels)))
+    t.add_row("task", m.task + (f" (sigmoid; 1 = {m.positive_label})" if m.task == "binary" else " (softmax)"))
+    t.add_row("input", f"{p.height}x{p.width}x{p.channels} {p.color}, {p.resize} resize, crop {p.crop}, "
+                       f"x*{p.scale:.6g}+{p.offset:g}")
+    for name, ts in (("input tensor", m.input), ("output tensor", m.output)):
+        q = f" (scale {ts.scale:.6g}, zero point {ts.zero_point})" if ts.quantized else ""
+        t.add_row(name, ts.dtype + q)
+    t.add_row("model", f"model.tflite, {m.size_bytes / 1024:.1f} KB, sha256 {m.sha256}")
+    if m.source:
+        t.add_row("source", ", ".join(f"{k}={v}" for k, v in m.source.items()))
+    if m.metrics:
+        t.add_row("metrics", ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                       for k, v in m.metrics.items()))
+    for rt, r in m.runtimes.items():
+        t.add_row(f"loads on {rt}", ("yes" if r.get("loads") else "NO") + (f" ({r['why']})" if r.get("why") else ""))
+    t.add_row("created", f"{m.created} by edgeclf {m.edgeclf_version}")
+    console.print(t)

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Run the whole test suite on a fresh machine: builds .venv (TensorFlow + ai-edge-litert) and
+# .venv-tflite (tflite-runtime 2.14 + numpy<2, no TensorFlow), installs edgeclf from this checkout into
+# both, runs pytest in the first, then the edge tests again in the second on bundles the first made.
+# Extra arguments go to the first pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+
+if [ ! -x .venv/bin/python ]; then "$PY" -m venv .venv; fi
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -e '.[train,edge,dev]'
+
+# tflite-runtime 2.14 has wheels for Python <= 3.11 only.
+TFL_PY=""
+for cand in python3.11 python3.10 python3.9 "$PY"; do
+  if command -v "$cand" >/dev/null && "$cand" -c 'import sys; sys.exit(not (3, 9) <= sys.version_info[:2] <= (3, 11))'; then
+    TFL_PY=$cand; break
+  fi
+done
+if [ -n "$TFL_PY" ]; then
+  if [ ! -x .venv-tflite/bin/python ]; then "$TFL_PY" -m venv .venv-tflite; fi
+  .venv-tflite/bin/python -m pip install --quiet --upgrade pip
+  .venv-tflite/bin/python -m pip install --quiet -e '.[tflite-runtime]' 'pytest>=8'
+fi
+
+export EDGECLF_TFL_FIXTURES=${EDGECLF_TFL_FIXTURES:-$PWD/.pytest-fixtures/tflite}
+rm -rf "$EDGECLF_TFL_FIXTURES"; mkdir -p "$EDGECLF_TFL_FIXTURES"
+
+echo "== pytest (.venv: TensorFlow, ai-edge-litert)"
+.venv/bin/python -m pytest -n 2 --dist loadgroup "$@"
+
+if [ -n "$TFL_PY" ]; then
+  echo "== pytest -m tflite_runtime (.venv-tflite: tflite-runtime 2.14, numpy<2, no TensorFlow)"
+  set +e
+  .venv-tflite/bin/python -m pytest -m tflite_runtime -p no:cacheprovider tests/edge
+  rc=$?
+  set -e
+  # 5 = no tests collected: nothing in the suite is marked for the second venv yet.
+  if [ "$rc" -ne 0 ] && [ "$rc" -ne 5 ]; then exit "$rc"; fi
+else
+  echo "no Python 3.9-3.11 here: skipped the tflite-runtime 2.14 venv" >&2
+fi

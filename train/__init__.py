@@ -1,0 +1,1 @@
+"""edgeclf.train: the desktop trainer (TensorFlow/Keras). Imports TensorFlow lazily, inside functions."""
