@@ -1,0 +1,227 @@
+"""Which operators (and versions) a .tflite model uses, and whether tflite-runtime 2.14 can load it.
+
+Pure Python, no flatbuffers package and no interpreter: the few fields needed are read from the
+flatbuffer by hand (root table -> Model.operator_codes -> OperatorCode.{builtin_code, version,
+custom_code}). An interpreter resolves every entry of `operator_codes` when it builds, so one entry whose
+version the runtime does not register makes the whole model refuse to load.
+
+Why it matters: tflite-runtime 2.14 is the last tflite-runtime release and what 32-bit Pi OS and
+Python <= 3.11 set-ups have, while today's converter emits newer op versions (a dynamic-range model
+from TF 2.21 needs FULLY_CONNECTED v12; tflite-runtime 2.14 registers up to v11).
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+from .errors import ModelError
+
+# tflite/schema.fbs `enum BuiltinOperator`, in code order (0..209 in the TF 2.21 schema).
+BUILTIN_NAMES: tuple[str, ...] = tuple("""
+ADD AVERAGE_POOL_2D CONCATENATION CONV_2D DEPTHWISE_CONV_2D DEPTH_TO_SPACE DEQUANTIZE EMBEDDING_LOOKUP FLOOR
+FULLY_CONNECTED HASHTABLE_LOOKUP L2_NORMALIZATION L2_POOL_2D LOCAL_RESPONSE_NORMALIZATION LOGISTIC
+LSH_PROJECTION LSTM MAX_POOL_2D MUL RELU RELU_N1_TO_1 RELU6 RESHAPE RESIZE_BILINEAR RNN SOFTMAX SPACE_TO_DEPTH
+SVDF TANH CONCAT_EMBEDDINGS SKIP_GRAM CALL CUSTOM EMBEDDING_LOOKUP_SPARSE PAD UNIDIRECTIONAL_SEQUENCE_RNN
+GATHER BATCH_TO_SPACE_ND SPACE_TO_BATCH_ND TRANSPOSE MEAN SUB DIV SQUEEZE UNIDIRECTIONAL_SEQUENCE_LSTM
+STRIDED_SLICE BIDIRECTIONAL_SEQUENCE_RNN EXP TOPK_V2 SPLIT LOG_SOFTMAX DELEGATE BIDIRECTIONAL_SEQUENCE_LSTM
+CAST PRELU MAXIMUM ARG_MAX MINIMUM LESS NEG PADV2 GREATER GREATER_EQUAL LESS_EQUAL SELECT SLICE SIN
+TRANSPOSE_CONV SPARSE_TO_DENSE TILE EXPAND_DIMS EQUAL NOT_EQUAL LOG SUM SQRT RSQRT SHAPE POW ARG_MIN
+FAKE_QUANT REDUCE_PROD REDUCE_MAX PACK LOGICAL_OR ONE_HOT LOGICAL_AND LOGICAL_NOT UNPACK REDUCE_MIN FLOOR_DIV
+REDUCE_ANY SQUARE ZEROS_LIKE FILL FLOOR_MOD RANGE RESIZE_NEAREST_NEIGHBOR LEAKY_RELU SQUARED_DIFFERENCE
+MIRROR_PAD ABS SPLIT_V UNIQUE CEIL REVERSE_V2 ADD_N GATHER_ND COS WHERE RANK ELU REVERSE_SEQUENCE MATRIX_DIAG
+QUANTIZE MATRIX_SET_DIAG ROUND HARD_SWISH IF WHILE NON_MAX_SUPPRESSION_V4 NON_MAX_SUPPRESSION_V5 SCATTER_ND
+SELECT_V2 DENSIFY SEGMENT_SUM BATCH_MATMUL PLACEHOLDER_FOR_GREATER_OP_CODES CUMSUM CALL_ONCE BROADCAST_TO
+RFFT2D CONV_3D IMAG REAL COMPLEX_ABS HASHTABLE HASHTABLE_FIND HASHTABLE_IMPORT HASHTABLE_SIZE REDUCE_ALL
+CONV_3D_TRANSPOSE VAR_HANDLE READ_VARIABLE ASSIGN_VARIABLE BROADCAST_ARGS RANDOM_STANDARD_NORMAL BUCKETIZE
+RANDOM_UNIFORM MULTINOMIAL GELU DYNAMIC_UPDATE_SLICE RELU_0_TO_1 UNSORTED_SEGMENT_PROD UNSORTED_SEGMENT_MAX
+UNSORTED_SEGMENT_SUM ATAN2 UNSORTED_SEGMENT_MIN SIGN BITCAST BITWISE_XOR RIGHT_SHIFT STABLEHLO_LOGISTIC
+STABLEHLO_ADD STABLEHLO_DIVIDE STABLEHLO_MULTIPLY STABLEHLO_MAXIMUM STABLEHLO_RESHAPE STABLEHLO_CLAMP
+STABLEHLO_CONCATENATE STABLEHLO_BROADCAST_IN_DIM STABLEHLO_CONVOLUTION STABLEHLO_SLICE STABLEHLO_CUSTOM_CALL
+STABLEHLO_REDUCE STABLEHLO_ABS STABLEHLO_AND STABLEHLO_COSINE STABLEHLO_EXPONENTIAL STABLEHLO_FLOOR
+STABLEHLO_LOG STABLEHLO_MINIMUM STABLEHLO_NEGATE STABLEHLO_OR STABLEHLO_POWER STABLEHLO_REMAINDER
+STABLEHLO_RSQRT STABLEHLO_SELECT STABLEHLO_SUBTRACT STABLEHLO_TANH STABLEHLO_SCATTER STABLEHLO_COMPARE
+STABLEHLO_CONVERT STABLEHLO_DYNAMIC_SLICE STABLEHLO_DYNAMIC_UPDATE_SLICE STABLEHLO_PAD STABLEHLO_IOTA
+STABLEHLO_DOT_GENERAL STABLEHLO_REDUCE_WINDOW STABLEHLO_SORT STABLEHLO_WHILE STABLEHLO_GATHER
+STABLEHLO_TRANSPOSE DILATE STABLEHLO_RNG_BIT_GENERATOR REDUCE_WINDOW STABLEHLO_COMPOSITE STABLEHLO_SHIFT_LEFT
+STABLEHLO_CBRT STABLEHLO_CASE
+""".split())
+
+# Highest version of each builtin op that tflite-runtime 2.14.0's BuiltinOpResolver registers. Measured,
+# not copied (TF 2.14's register.cc was not at hand): a real converter-made model had one operator code
+# rewritten to every builtin code 0..209 at versions 1..16, and each file was built with tflite-runtime
+# 2.14.0 (x86_64, numpy 1.26.4, no TensorFlow). A (code, version) that builds, or fails later than op
+# lookup, is registered; "Didn't find op for builtin opcode 'X' version 'N'" or "Op builtin_code out of
+# range" is not. Every op registers a contiguous range starting at 1 (BROADCAST_TO at 2). Codes >= 162
+# (STABLEHLO_*, DILATE, REDUCE_WINDOW, ...) are past 2.14's schema; CONCAT_EMBEDDINGS, CALL, DELEGATE and
+# PLACEHOLDER_FOR_GREATER_OP_CODES have no kernel. tests/test_tflite_ops.py re-checks the ops edgeclf's
+# models use (max loads, max + 1 refused) against the real runtime in the tflite-runtime venv.
+TFLITE_RUNTIME_214_MAX: Mapping[str, int] = {
+    "ADD": 5, "AVERAGE_POOL_2D": 3, "CONCATENATION": 4, "CONV_2D": 7, "DEPTHWISE_CONV_2D": 7, "DEPTH_TO_SPACE": 2,
+    "DEQUANTIZE": 5, "EMBEDDING_LOOKUP": 3, "FLOOR": 1, "FULLY_CONNECTED": 10, "HASHTABLE_LOOKUP": 1,
+    "L2_NORMALIZATION": 2, "L2_POOL_2D": 1, "LOCAL_RESPONSE_NORMALIZATION": 1, "LOGISTIC": 3, "LSH_PROJECTION": 1,
+    "LSTM": 4, "MAX_POOL_2D": 3, "MUL": 7, "RELU": 3, "RELU_N1_TO_1": 1, "RELU6": 3, "RESHAPE": 1,
+    "RESIZE_BILINEAR": 4, "RNN": 3, "SOFTMAX": 3, "SPACE_TO_DEPTH": 2, "SVDF": 4, "TANH": 3, "SKIP_GRAM": 1,
+    "EMBEDDING_LOOKUP_SPARSE": 1, "PAD": 4, "UNIDIRECTIONAL_SEQUENCE_RNN": 3, "GATHER": 6, "BATCH_TO_SPACE_ND": 4,
+    "SPACE_TO_BATCH_ND": 4, "TRANSPOSE": 6, "MEAN": 3, "SUB": 5, "DIV": 2, "SQUEEZE": 2,
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": 4, "STRIDED_SLICE": 8, "BIDIRECTIONAL_SEQUENCE_RNN": 3, "EXP": 2, "TOPK_V2": 3,
+    "SPLIT": 4, "LOG_SOFTMAX": 2, "BIDIRECTIONAL_SEQUENCE_LSTM": 3, "CAST": 5, "PRELU": 1, "MAXIMUM": 4, "ARG_MAX":
+    3, "MINIMUM": 4, "LESS": 3, "NEG": 1, "PADV2": 4, "GREATER": 2, "GREATER_EQUAL": 3, "LESS_EQUAL": 2, "SELECT":
+    4, "SLICE": 6, "SIN": 1, "TRANSPOSE_CONV": 4, "SPARSE_TO_DENSE": 3, "TILE": 3, "EXPAND_DIMS": 1, "EQUAL": 4,
+    "NOT_EQUAL": 3, "LOG": 1, "SUM": 2, "SQRT": 1, "RSQRT": 2, "SHAPE": 1, "POW": 1, "ARG_MIN": 3, "FAKE_QUANT": 2,
+    "REDUCE_PROD": 2, "REDUCE_MAX": 3, "PACK": 4, "LOGICAL_OR": 1, "ONE_HOT": 1, "LOGICAL_AND": 1, "LOGICAL_NOT": 1,
+    "UNPACK": 4, "REDUCE_MIN": 3, "FLOOR_DIV": 3, "REDUCE_ANY": 1, "SQUARE": 1, "ZEROS_LIKE": 1, "FILL": 4,
+    "FLOOR_MOD": 2, "RANGE": 2, "RESIZE_NEAREST_NEIGHBOR": 4, "LEAKY_RELU": 2, "SQUARED_DIFFERENCE": 2,
+    "MIRROR_PAD": 3, "ABS": 5, "SPLIT_V": 2, "UNIQUE": 1, "CEIL": 1, "REVERSE_V2": 3, "ADD_N": 1, "GATHER_ND": 4,
+    "COS": 1, "WHERE": 2, "RANK": 1, "ELU": 1, "REVERSE_SEQUENCE": 1, "MATRIX_DIAG": 1, "QUANTIZE": 3,
+    "MATRIX_SET_DIAG": 1, "ROUND": 1, "HARD_SWISH": 1, "IF": 1, "WHILE": 1, "NON_MAX_SUPPRESSION_V4": 1,
+    "NON_MAX_SUPPRESSION_V5": 1, "SCATTER_ND": 1, "SELECT_V2": 2, "DENSIFY": 1, "SEGMENT_SUM": 1, "BATCH_MATMUL": 4,
+    "CUMSUM": 1, "CALL_ONCE": 1, "BROADCAST_TO": 3, "RFFT2D": 1, "CONV_3D": 1, "IMAG": 1, "REAL": 1, "COMPLEX_ABS":
+    1, "HASHTABLE": 1, "HASHTABLE_FIND": 1, "HASHTABLE_IMPORT": 1, "HASHTABLE_SIZE": 1, "REDUCE_ALL": 1,
+    "CONV_3D_TRANSPOSE": 1, "VAR_HANDLE": 1, "READ_VARIABLE": 1, "ASSIGN_VARIABLE": 1, "BROADCAST_ARGS": 1,
+    "RANDOM_STANDARD_NORMAL": 1, "BUCKETIZE": 1, "RANDOM_UNIFORM": 1, "MULTINOMIAL": 1, "GELU": 2,
+    "DYNAMIC_UPDATE_SLICE": 1, "RELU_0_TO_1": 1, "UNSORTED_SEGMENT_PROD": 1, "UNSORTED_SEGMENT_MAX": 1,
+    "UNSORTED_SEGMENT_SUM": 1, "ATAN2": 1, "UNSORTED_SEGMENT_MIN": 1, "SIGN": 2, "BITCAST": 1, "BITWISE_XOR": 1,
+    "RIGHT_SHIFT": 1,
+}
+
+RUNTIME_214 = "tflite-runtime-2.14"
+# Custom ops are resolved by name, not version; the table above cannot speak for them.
+_CUSTOM_HINT = "custom ops are not checked against tflite-runtime 2.14"
+
+
+@dataclass(frozen=True)
+class OpCode:
+    """One entry of a model's operator_codes: builtin name (or CUSTOM), its code, version, custom name."""
+
+    name: str
+    code: int
+    version: int
+    custom: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.custom or self.name} v{self.version}"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether a runtime loads a model, and why not (the ops it lacks, and what to pick instead)."""
+
+    runtime: str
+    loads: bool
+    why: str
+    missing: tuple[OpCode, ...] = ()
+
+    def to_dict(self) -> dict[str, object]:
+        return {"loads": self.loads, "why": self.why, "source": "op-version table"}
+
+
+class _Reader:
+    """Bounds-checked reads of flatbuffer scalars, tables, vectors and strings."""
+
+    def __init__(self, data: bytes, name: str):
+        self.data = data
+        self.name = name
+
+    def _bad(self, what: str) -> ModelError:
+        return ModelError(f"{self.name}: not a valid TFLite model ({what}); re-copy the bundle or re-convert")
+
+    def u32(self, pos: int) -> int:
+        if pos < 0 or pos + 4 > len(self.data):
+            raise self._bad(f"offset {pos} past {len(self.data)} bytes")
+        return struct.unpack_from("<I", self.data, pos)[0]
+
+    def scalar(self, fmt: str, pos: int) -> int:
+        size = struct.calcsize(fmt)
+        if pos < 0 or pos + size > len(self.data):
+            raise self._bad(f"offset {pos} past {len(self.data)} bytes")
+        return struct.unpack_from("<" + fmt, self.data, pos)[0]
+
+    def field_pos(self, table: int, index: int) -> int | None:
+        """Absolute position of field `index` of the table at `table`, or None when it is absent (default)."""
+        vtable = table - self.scalar("i", table)
+        vt_size = self.scalar("H", vtable)
+        slot = 4 + 2 * index
+        if slot + 2 > vt_size:
+            return None
+        off = self.scalar("H", vtable + slot)
+        return table + off if off else None
+
+    def ref(self, table: int, index: int) -> int | None:
+        pos = self.field_pos(table, index)
+        return None if pos is None else pos + self.u32(pos)
+
+    def vector_tables(self, vec: int) -> list[int]:
+        n = self.u32(vec)
+        if vec + 4 + 4 * n > len(self.data):
+            raise self._bad(f"vector of {n} entries past the end")
+        return [vec + 4 + 4 * i + self.u32(vec + 4 + 4 * i) for i in range(n)]
+
+    def string(self, pos: int) -> str:
+        n = self.u32(pos)
+        raw = self.data[pos + 4:pos + 4 + n]
+        if len(raw) != n:
+            raise self._bad("string past the end")
+        return raw.decode("utf-8", "replace")
+
+
+def _op_code_tables(data: bytes, name: str) -> tuple[_Reader, list[int]]:
+    if len(data) < 8 or data[4:8] != b"TFL3":
+        raise ModelError(f"{name}: not a valid TFLite model (no TFL3 identifier); re-copy the bundle or re-convert")
+    r = _Reader(data, name)
+    model = r.u32(0)
+    vec = r.ref(model, 1)  # Model.operator_codes
+    return r, ([] if vec is None else r.vector_tables(vec))
+
+
+def read_op_codes(data: bytes, name: str = "model.tflite") -> list[OpCode]:
+    """The operator codes of a .tflite flatbuffer, in the model's order."""
+    r, tables = _op_code_tables(data, name)
+    ops = []
+    for t in tables:
+        pos = r.field_pos(t, 0)  # deprecated_builtin_code: int8, the only code field before schema v3a
+        deprecated = r.scalar("b", pos) if pos is not None else 0
+        pos = r.field_pos(t, 3)  # builtin_code: int32, used for codes > 127
+        builtin = r.scalar("i", pos) if pos is not None else 0
+        code = max(deprecated, builtin)  # what tflite::GetBuiltinCode does
+        pos = r.field_pos(t, 2)
+        version = r.scalar("i", pos) if pos is not None else 1
+        custom_ref = r.ref(t, 1)
+        custom = r.string(custom_ref) if custom_ref is not None else None
+        op_name = BUILTIN_NAMES[code] if 0 <= code < len(BUILTIN_NAMES) else f"BUILTIN_{code}"
+        ops.append(OpCode(op_name, code, version, custom if op_name == "CUSTOM" else None))
+    return ops
+
+
+def version_field_positions(data: bytes) -> list[int | None]:
+    """Byte position of each operator code's version field (None when stored as the default 1).
+
+    For the probe script that measures the table above: it patches versions in place.
+    """
+    r, tables = _op_code_tables(data, "model")
+    return [r.field_pos(t, 2) for t in tables]
+
+
+def check_tflite_runtime_214(ops: Sequence[OpCode], table: Mapping[str, int] | None = None) -> Verdict:
+    """Whether tflite-runtime 2.14 can build an interpreter for a model with these op codes, and why not."""
+    table = TFLITE_RUNTIME_214_MAX if table is None else table
+    missing, reasons = [], []
+    for op in ops:
+        if op.name == "CUSTOM":
+            missing.append(op)
+            reasons.append(f"custom op {op.custom!r} ({_CUSTOM_HINT})")
+        elif op.name not in table:
+            missing.append(op)
+            reasons.append(f"{op.name} v{op.version} (not in tflite-runtime 2.14)")
+        elif op.version > table[op.name]:
+            missing.append(op)
+            reasons.append(f"{op.name} v{op.version} (tflite-runtime 2.14 has up to v{table[op.name]})")
+    if missing:
+        return Verdict(RUNTIME_214, False, "needs " + ", ".join(dict.fromkeys(reasons)), tuple(missing))
+    return Verdict(RUNTIME_214, True, "every op version is one tflite-runtime 2.14 registers")
+
+
+def tflite_runtime_214_verdict(data: bytes, name: str = "model.tflite") -> Verdict:
+    """Read the op codes of `data` and judge them against tflite-runtime 2.14."""
+    return check_tflite_runtime_214(read_op_codes(data, name))
