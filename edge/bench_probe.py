@@ -1,0 +1,128 @@
+"""Peak memory and start-up time of a process that only loads a bundle and classifies frames.
+
+Run as a child (`python -m edgeclf.edge.bench_probe BUNDLE ...`): it verifies and loads the bundle the
+way the edge does, preprocesses a real frame, invokes, and prints one JSON line with the monotonic time of
+its first classified frame and its peak resident set (VmHWM). The parent (`probe`) starts it, waits for it
+with `os.wait4` so that the resource usage is this child's alone, and turns the clock readings into
+"seconds from process start to first frame" (CLOCK_MONOTONIC is system-wide on Linux).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from edgeclf.errors import EdgeclfError
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    peak_rss_mb: float
+    first_frame_s: float | None  # None when the child printed no first-frame time (a plain command)
+    wall_s: float
+    exit_code: int
+    output: str
+
+
+def vm_hwm_kb() -> int | None:
+    """This process's peak RSS in kB from /proc/self/status, or None off Linux."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def run_measured(cmd: Sequence[str], env: dict[str, str] | None = None, timeout: float = 600) -> ProbeResult:
+    """Run `cmd`, return its own peak RSS (ru_maxrss via wait4), wall time and output."""
+    t0 = time.monotonic()
+    proc = subprocess.Popen(list(cmd), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+    killer = threading.Timer(timeout, proc.kill)
+    killer.start()
+    try:
+        assert proc.stdout is not None
+        out = proc.stdout.read().decode("utf-8", "replace")  # EOF when the child exits (or is killed)
+        proc.stdout.close()
+        _, status, usage = os.wait4(proc.pid, 0)
+    finally:
+        killer.cancel()
+    wall = time.monotonic() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped by wait4; keep Popen from waiting again
+    rss_mb = usage.ru_maxrss / 1024.0  # kB on Linux
+    first = None
+    for line in out.splitlines():
+        if line.startswith("{") and '"first_frame_monotonic"' in line:
+            info = json.loads(line)
+            first = info["first_frame_monotonic"] - t0
+            if info.get("vm_hwm_kb"):
+                rss_mb = info["vm_hwm_kb"] / 1024.0
+    return ProbeResult(rss_mb, first, wall, proc.returncode, out)
+
+
+def probe(bundle: Path, runtime: str, threads: int, frames: int = 10, image: Path | None = None,
+          python: str | None = None) -> ProbeResult:
+    """Peak RSS and time to first frame of a fresh process running `bundle` on `runtime`."""
+    cmd = [python or sys.executable, "-m", "edgeclf.edge.bench_probe", str(bundle), "--runtime", runtime,
+           "--threads", str(threads), "--frames", str(frames)]
+    if image is not None:
+        cmd += ["--image", str(image)]
+    r = run_measured(cmd)
+    if r.exit_code != 0 or r.first_frame_s is None:
+        last = (r.output.strip().splitlines() or ["no output"])[-1]
+        raise EdgeclfError(f"{bundle}: the memory probe on {runtime} failed ({last})")
+    return r
+
+
+def _child(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m edgeclf.edge.bench_probe")
+    p.add_argument("bundle")
+    p.add_argument("--runtime", default=None)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--frames", type=int, default=10)
+    p.add_argument("--image", default=None, help="a real image to classify (default: a mid-grey frame)")
+    a = p.parse_args(argv)
+
+    import numpy as np
+
+    from edgeclf.bundle import load_bundle
+    from edgeclf.edge.bench_measure import decide, output_scores
+    from edgeclf.edge.preprocess import Preprocessor
+    from edgeclf.edge.runtime import find_runtime
+    from edgeclf.imageio import read_bgr
+
+    b = load_bundle(a.bundle)
+    rt = find_runtime(a.runtime)
+    it = rt.interpreter_class(model_content=b.model_bytes, num_threads=a.threads)
+    it.allocate_tensors()
+    inp, outp = it.get_input_details()[0]["index"], it.get_output_details()[0]["index"]
+    pre = Preprocessor(b.manifest.preprocess, b.manifest.input)
+    frame = read_bgr(a.image) if a.image else np.full((480, 640, 3), 128, np.uint8)
+    first = None
+    label = None
+    for _ in range(max(1, a.frames)):
+        it.set_tensor(inp, pre(frame))
+        it.invoke()
+        label = decide(output_scores(it.get_tensor(outp), b.manifest), b.manifest.task)
+        if first is None:
+            first = time.monotonic()
+    print(json.dumps({"first_frame_monotonic": first, "vm_hwm_kb": vm_hwm_kb(),
+                      "label": b.manifest.labels[label], "runtime": rt.name}), flush=True)
+
+
+if __name__ == "__main__":
+    try:
+        _child()
+    except EdgeclfError as e:
+        print(f"error: {e}", flush=True)
+        sys.exit(1)

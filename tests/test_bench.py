@@ -1,0 +1,179 @@
+"""`edgeclf bench` on a tiny real run: real Keras training, the real TFLite converter, a real interpreter.
+
+Checks what the bench writes (files, columns, sane values, MACs counted exactly for a known net); never
+how fast anything is.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from edgeclf.bundle import Manifest, TensorSpec, write_bundle
+from edgeclf.cli import app
+from edgeclf.edge.bench_report import COLUMNS
+from edgeclf.preprocess import PreprocessSpec
+from edgeclf.rundir import RunDir, RunInfo, RunModel, Split
+
+from .conftest import write_color_folders
+
+SIZE = 32
+LABELS = ("blue", "red")
+# Conv2D(4, 3x3) on 32x32x3 -> 30x30x4, DepthwiseConv2D(3x3) -> 28x28x4, pool -> 14x14x4, Dense(1)
+EXPECTED_MACS = 30 * 30 * 4 * 3 * 3 * 3 + 28 * 28 * 4 * 3 * 3 + 14 * 14 * 4 * 1
+
+runner = CliRunner()
+
+
+def _tiny_model():
+    import keras
+
+    return keras.Sequential([
+        keras.Input((SIZE, SIZE, 3)),
+        keras.layers.Conv2D(4, 3, activation="relu"),
+        keras.layers.DepthwiseConv2D(3, activation="relu"),
+        keras.layers.MaxPooling2D(2),
+        keras.layers.Flatten(),
+        keras.layers.Dense(1, activation="sigmoid"),
+    ])
+
+
+def _convert(model, quant: str, rep: np.ndarray) -> bytes:
+    import tensorflow as tf
+
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    if quant == "int8":
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv.representative_dataset = lambda: ([rep[i:i + 1]] for i in range(len(rep)))
+        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        conv.inference_input_type = tf.uint8
+        conv.inference_output_type = tf.uint8
+    return conv.convert()
+
+
+def _spec(detail) -> TensorSpec:
+    scale, zero_point = detail["quantization"]
+    return TensorSpec(np.dtype(detail["dtype"]).name, float(scale), int(zero_point))
+
+
+def make_tiny_run(root: Path) -> Path:
+    """A run directory as `edgeclf train` + `edgeclf convert` leave it, for a 2-class colour task at 32 px."""
+    import keras
+    from ai_edge_litert.interpreter import Interpreter
+
+    from edgeclf.edge.preprocess import Preprocessor
+    from edgeclf.imageio import read_bgr
+
+    keras.utils.set_random_seed(0)
+    data = write_color_folders(root / "data", n_per_class=12, size=40, classes=LABELS)
+    files = sorted(data.glob("*/*.png"))
+    items = [(str(f.relative_to(data)), LABELS.index(f.parent.name)) for f in files]
+    val = tuple(x for x in items if x[0].split("/")[1].startswith(("blue03", "red03")))
+    train = tuple(x for x in items if x not in val)
+    spec = PreprocessSpec(SIZE, SIZE)
+    pre = Preprocessor(spec, TensorSpec("float32"))
+    x = np.concatenate([pre(read_bgr(data / rel)).copy() for rel, _ in train])
+    y = np.array([label for _, label in train], np.float32)
+    model = _tiny_model()
+    model.compile(keras.optimizers.Adam(1e-2), "binary_crossentropy")
+    model.fit(x, y, epochs=8, batch_size=8, verbose=0)
+
+    run = RunDir(root / "run")
+    (run.path / "models").mkdir(parents=True)
+    model.save(run.model_path(SIZE))
+    run.write_info(RunInfo(LABELS, "binary", "tiny", str(data), {SIZE: RunModel(SIZE, f"models/{SIZE}.keras", spec)}))
+    run.write_split(Split("group", train, val))
+    for quant in ("float32", "int8"):
+        tfl = _convert(model, quant, x[:16])
+        it = Interpreter(model_content=tfl)
+        manifest = Manifest(labels=LABELS, task="binary", positive_label=LABELS[1], preprocess=spec,
+                            input=_spec(it.get_input_details()[0]), output=_spec(it.get_output_details()[0]),
+                            source={"run": str(run.path), "arch": "tiny", "size": SIZE, "quantization": quant},
+                            metrics={"accuracy": 1.0, "agreement": 0.5})
+        write_bundle(run.bundles / f"{SIZE}-{quant}", tfl, manifest)
+    return run.path
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> Path:
+    return make_tiny_run(tmp_path_factory.mktemp("bench"))
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_bench_run_writes_table_csv_md_png(tiny_run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    r = runner.invoke(app, ["bench", str(tiny_run), "--repeats", "2", "--warmup", "1", "--frames", "4",
+                            "--threads", "1", "--threads", "2", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "32-int8" in r.output and "32-float32" in r.output
+    for name in ("bench.csv", "bench.md", "bench.json", "bench.png"):
+        assert (out / name).stat().st_size > 0, name
+    rows = _rows(out / "bench.csv")
+    assert tuple(rows[0].keys()) == COLUMNS
+    assert len(rows) == 4  # 2 bundles x 2 thread counts on ai-edge-litert
+    assert {(x["variant"], x["threads"]) for x in rows} == {(v, t) for v in ("32-float32", "32-int8") for t in "12"}
+    for x in rows:
+        assert x["status"] == "ok" and x["runtime"] == "ai-edge-litert" and x["runtime_version"]
+        size = (tiny_run / "bundles" / x["variant"] / "model.tflite").stat().st_size
+        assert float(x["size_kb"]) == pytest.approx(size / 1024)
+        assert int(x["n_eval"]) == 6 and 0.0 <= float(x["accuracy"]) <= 1.0
+        assert x["agreement_src"] == "keras" and float(x["agreement"]) >= 0.5  # the manifest's 0.5 is not used
+        p50, p95 = float(x["p50_ms"]), float(x["p95_ms"])
+        assert 0 < p50 <= p95 and float(x["e2e_p50_ms"]) > 0 and float(x["load_ms"]) > 0
+        assert float(x["e2e_ratio"]) == pytest.approx(float(x["e2e_p50_ms"]) / p50)
+        assert float(x["mmacs"]) * 1e6 == pytest.approx(EXPECTED_MACS)
+        assert float(x["gmacs_per_s"]) == pytest.approx(EXPECTED_MACS / (p50 * 1e6), rel=1e-6)
+        assert 10 < float(x["peak_rss_mb"]) < 2000 and 0 < float(x["first_frame_s"]) < 120
+        assert int(x["repeats"]) == 2 and int(x["frames"]) == 4
+    int8 = next(x for x in rows if x["variant"] == "32-int8")
+    assert float(int8["size_kb"]) < next(float(x["size_kb"]) for x in rows if x["variant"] == "32-float32")
+    md = (out / "bench.md").read_text()
+    assert "| variant |" in md and "32-int8" in md and "cores" in md and "ai-edge-litert" in md
+    report = json.loads((out / "bench.json").read_text())
+    assert report["machine"]["cores"] >= 1 and report["machine"]["cpu"]
+    assert set(report["keras_accuracy"]) == {str(SIZE)}
+
+
+def test_bench_one_bundle_without_run_uses_manifest_agreement(tiny_run: Path, tmp_path: Path) -> None:
+    """A bundle copied away from its run (as on a Pi): no accuracy, the converter's agreement, no TensorFlow."""
+    import shutil
+
+    bundle = tmp_path / "pi" / "32-int8"
+    shutil.copytree(tiny_run / "bundles" / "32-int8", bundle)
+    m = json.loads((bundle / "manifest.json").read_text())
+    m["source"]["run"] = str(tmp_path / "gone")
+    (bundle / "manifest.json").write_text(json.dumps(m))
+    probe = ("import sys; from typer.testing import CliRunner; from edgeclf.cli import app;"
+             "r = CliRunner().invoke(app, sys.argv[1:]); print(r.output);"
+             "print('HEAVY', sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow','keras','matplotlib')));"
+             "print('EXIT', r.exit_code)")
+    out = subprocess.run([sys.executable, "-c", probe, "bench", str(bundle), "--repeats", "1", "--warmup", "0",
+                          "--frames", "2", "--threads", "1", "--no-plot", "--out", str(tmp_path / "o")],
+                         capture_output=True, text=True, timeout=300)
+    assert "EXIT 0" in out.stdout, out.stdout + out.stderr
+    assert "HEAVY []" in out.stdout
+    (row,) = _rows(tmp_path / "o" / "bench.csv")
+    assert row["accuracy"] == "" and row["agreement_src"] == "manifest" and float(row["agreement"]) == 0.5
+    assert not (tmp_path / "o" / "bench.png").exists()
+    assert "accuracy not measured" in (tmp_path / "o" / "bench.md").read_text()
+
+
+def test_bench_bad_target_is_one_line(tmp_path: Path) -> None:
+    r = runner.invoke(app, ["bench", str(tmp_path / "nope")])
+    assert r.exit_code != 0 and r.output.startswith("error:") and "no such run or bundle" in r.output
+    (tmp_path / "empty").mkdir()
+    r = runner.invoke(app, ["bench", str(tmp_path / "empty")])
+    assert r.exit_code != 0 and "holds no bundle" in r.output and "Traceback" not in r.output
+    r = runner.invoke(app, ["bench", str(tmp_path), "--repeats", "0"])
+    assert r.exit_code == 2 and "--repeats 0" in r.output
