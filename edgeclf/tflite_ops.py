@@ -210,15 +210,15 @@ def check_tflite_runtime_214(ops: Sequence[OpCode], table: Mapping[str, int] | N
     for op in ops:
         if op.name == "CUSTOM":
             missing.append(op)
-            reasons.append(f"custom op {op.custom!r} ({_CUSTOM_HINT})")
+            reasons.append(f"custom op {op.custom!r}, and {_CUSTOM_HINT}")
         elif op.name not in table:
             missing.append(op)
-            reasons.append(f"{op.name} v{op.version} (not in tflite-runtime 2.14)")
+            reasons.append(f"{op.name} v{op.version}, which tflite-runtime 2.14 does not have")
         elif op.version > table[op.name]:
             missing.append(op)
-            reasons.append(f"{op.name} v{op.version} (tflite-runtime 2.14 has up to v{table[op.name]})")
+            reasons.append(f"{op.name} v{op.version}, tflite-runtime 2.14 has up to v{table[op.name]}")
     if missing:
-        return Verdict(RUNTIME_214, False, "needs " + ", ".join(dict.fromkeys(reasons)), tuple(missing))
+        return Verdict(RUNTIME_214, False, "needs " + "; ".join(dict.fromkeys(reasons)), tuple(missing))
     return Verdict(RUNTIME_214, True, "every op version is one tflite-runtime 2.14 registers")
 
 

@@ -1,0 +1,167 @@
+"""`convert_run`: a training run -> one verified bundle per (input size x quantization kind).
+
+Order of work: every cheap check first (options, run files, output folder, model files, data), so
+that a mistake is reported before minutes of conversion; then per size: load the Keras model, its
+held-out images and scores, convert each kind, check it on a real interpreter, and write the bundle
+atomically if it passes the accuracy gate. `variants.json` and the plot come last.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable, Sequence
+
+from edgeclf.bundle import Manifest, write_bundle
+from edgeclf.errors import UsageError
+from edgeclf.rundir import RunDir, RunInfo
+
+from .data import RunData, calibration_sample, labels_of, load_images, resolve_run_data
+from .export import check_keras_file, convert_keras, load_keras
+from .outdir import check_writable, locked
+from .plot import plot_variants
+from .quantize import QuantizationKind
+from .report import REJECTED, VariantResult, judge, variant_name, write_variants_json
+from .verify import compare, keras_probs, runtime_report, tflite_probs
+
+log = logging.getLogger(__name__)
+
+RUNTIME_CHOICES = ("ai-edge-litert", "tflite-runtime")
+VARIANTS_FILE = "variants.json"
+PLOT_FILE = "variants.png"
+
+# progress(description, done, total): called before each variant and once at the end.
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class ConvertConfig:
+    """What to convert and how strictly to check it.
+
+    kinds: quantization kinds (float32 when empty); sizes: input sizes (the run's when empty);
+    data: the run's data folder if it moved; max_drop: allowed accuracy loss vs Keras, percentage points
+    (negative demands a gain: a way to watch the gate reject);
+    allow_drop: keep (and exit 0 on) variants over max_drop; out: bundles folder (default RUN/bundles);
+    runtime: the runtime the bundles are meant for (tflite-runtime: say which variants it cannot load);
+    quiet: hide the converter's own logs.
+    """
+
+    kinds: tuple[QuantizationKind, ...] = (QuantizationKind.for_float32(),)
+    sizes: tuple[int, ...] = ()
+    data: Path | None = None
+    max_drop: float = 1.0
+    allow_drop: bool = False
+    out: Path | None = None
+    runtime: str = "ai-edge-litert"
+    quiet: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.kinds:
+            raise UsageError("no quantization kind given; use --quantize float32|float16|dynamic|int8")
+        if not -100 <= self.max_drop <= 100:
+            raise UsageError(f"--max-drop {self.max_drop} must be between -100 and 100 percentage points")
+        if self.runtime not in RUNTIME_CHOICES:
+            raise UsageError(f"--runtime {self.runtime!r} is not supported; expected one of {', '.join(RUNTIME_CHOICES)}")
+        if any(s <= 0 for s in self.sizes):
+            raise UsageError(f"--size {min(self.sizes)} must be a positive input size")
+
+
+@dataclass(frozen=True)
+class ConvertResult:
+    results: tuple[VariantResult, ...]
+    out: Path
+    variants_json: Path
+    plot: Path | None
+
+    @property
+    def rejected(self) -> tuple[VariantResult, ...]:
+        return tuple(r for r in self.results if r.rejected)
+
+
+def _sizes(info: RunInfo, asked: Sequence[int], run: Path) -> list[int]:
+    have = sorted(info.models, reverse=True)
+    if not asked:
+        return have
+    missing = [s for s in asked if s not in info.models]
+    if missing:
+        raise UsageError(f"--size {missing[0]}: the run {run} has no model at that size; "
+                         f"it has {', '.join(map(str, have))}")
+    return list(dict.fromkeys(asked))
+
+
+def convert_run(run_dir: str | Path, config: ConvertConfig, progress: Progress | None = None) -> ConvertResult:
+    """Convert, verify and write every variant of a run; see the module docstring for the order."""
+    run = RunDir(run_dir)
+    info, split = run.read_info(), run.read_split()
+    sizes = _sizes(info, config.sizes, run.path)
+    out = Path(config.out) if config.out is not None else run.bundles
+    models = {s: run.path / info.models[s].file for s in sizes}
+    for path in models.values():
+        check_keras_file(path)
+    need = sum(p.stat().st_size for p in models.values()) * len(config.kinds) + 2**20
+    check_writable(out, "--out" if config.out is not None else "bundles folder", need)
+    data = resolve_run_data(run, info, split, config.data)
+    total = len(sizes) * len(config.kinds)
+    results: list[VariantResult] = []
+    with locked(out):
+        for size in sizes:
+            results.extend(_convert_size(run, info, size, models[size], data, config, out, progress, len(results), total))
+        if progress:
+            progress("writing variants.json and the plot", total, total)
+        variants_json = out / VARIANTS_FILE
+        write_variants_json(variants_json, results, run.path.resolve(), config.max_drop)
+        plot = plot_variants(results, out / PLOT_FILE, f"{run.path.name}: {info.arch}, variants vs Keras")
+    return ConvertResult(tuple(results), out, variants_json, plot)
+
+
+def _convert_size(run: RunDir, info: RunInfo, size: int, model_path: Path, data: RunData, config: ConvertConfig, out: Path,
+                  progress: Progress | None, done: int, total: int) -> list[VariantResult]:
+    spec = info.models[size].preprocess
+    if progress:
+        progress(f"{size}: loading the Keras model and held-out images", done, total)
+    model = load_keras(model_path, config.quiet)
+    x_val = load_images(data.val, spec)
+    y_val = labels_of(data.val)
+    reference = keras_probs(model, x_val, quiet=config.quiet)
+    representative = None
+    if any(k.needs_data for k in config.kinds):
+        n = max(k.calibration for k in config.kinds if k.needs_data)
+        calib = load_images(calibration_sample(data.train, n), spec)
+        log.info("%d: calibrating int8 on %d training images", size, len(calib))
+
+        def representative():  # noqa: E306 - a fresh generator per conversion, as the converter expects
+            for i in range(len(calib)):
+                yield [calib[i:i + 1]]
+
+    results = []
+    for i, (kind, model_bytes) in enumerate(convert_keras(model, size, tuple(config.kinds), representative, config.quiet)):
+        name = variant_name(size, kind)
+        if progress:
+            progress(f"{name}: checking", done + i, total)
+        probs, in_spec, out_spec, interpreter = tflite_probs(model_bytes, x_val, config.quiet)
+        metrics = compare(probs, reference, y_val, info.task)
+        runtimes = runtime_report(model_bytes, interpreter, x_val[:1], config.quiet)
+        status = judge(metrics, config.max_drop, config.allow_drop)
+        result = VariantResult(size, kind, len(model_bytes), metrics, runtimes, status, in_spec, out_spec)
+        if status != REJECTED:
+            manifest = write_bundle(out / name, model_bytes, _manifest(run, info, size, kind, result))
+            result = replace(result, path=out / name, sha256=manifest.sha256)
+        log.info("%s: %.1f KB, accuracy %.2f%% (%+.2f pp vs Keras), agreement %.2f%%: %s", name,
+                 len(model_bytes) / 1024, 100 * metrics.accuracy, metrics.delta_pp, 100 * metrics.agreement, status)
+        results.append(result)
+        if progress:
+            progress(f"{name}: {status}", done + i + 1, total)
+    return results
+
+
+def _manifest(run: RunDir, info: RunInfo, size: int, kind: QuantizationKind, r: VariantResult) -> Manifest:
+    return Manifest(
+        labels=tuple(info.labels), task=info.task, positive_label=info.positive_label,
+        preprocess=info.models[size].preprocess, input=r.input, output=r.output,
+        source={"run": str(run.path.resolve()), "arch": info.arch, "size": size, "quantization": kind.name,
+                "io_dtype": kind.io_dtype if kind.name == "int8" else r.input.dtype},
+        metrics={**r.metrics.to_dict(), "status": r.status},
+        runtimes={k: dict(v) for k, v in r.runtimes.items()},
+    )
+

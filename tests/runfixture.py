@@ -1,0 +1,86 @@
+"""A tiny but real training run directory, for the converter's tests (the trainer's output contract).
+
+Solid-colour-ish images per class (tests/conftest.py), a split by subject, and per input size a small
+Keras model trained for a few epochs through the training preprocessing, saved as models/<size>.keras.
+The net ends Flatten -> Dense(16) so that dynamic-range quantization has a weight matrix big enough
+(>= 1024 values) to quantize, as the course's nets do.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from edgeclf.preprocess import PreprocessSpec
+from edgeclf.rundir import RunDir, RunInfo, RunModel, Split
+
+from .conftest import write_color_folders
+
+SIZES = (32, 24)
+
+
+def _split(data: Path, classes: Sequence[str]) -> Split:
+    """Subject `<class>NN` groups: every fourth subject held out (no subject on both sides)."""
+    train, val = [], []
+    for label, name in enumerate(classes):
+        for f in sorted((data / name).iterdir()):
+            subject = int(f.stem[len(name):len(name) + 2])
+            (val if subject % 4 == 3 else train).append((f"{name}/{f.name}", label))
+    return Split("group", tuple(train), tuple(val))
+
+
+def tiny_model(size: int, n_classes: int):
+    import keras
+    from keras import layers
+
+    inputs = keras.Input((size, size, 3), name="image")
+    x = layers.Conv2D(4, 3, activation="relu")(inputs)
+    x = layers.MaxPooling2D(2)(x)
+    x = layers.Conv2D(8, 3, activation="relu")(x)
+    x = layers.MaxPooling2D(2)(x)
+    x = layers.Flatten()(x)
+    x = layers.Dense(16, activation="relu")(x)
+    if n_classes == 2:
+        out = layers.Dense(1, activation="sigmoid", name="prob")(x)
+    else:
+        out = layers.Dense(n_classes, activation="softmax", name="prob")(x)
+    return keras.Model(inputs, out)
+
+
+def make_run(root: Path, classes: Sequence[str] = ("blue", "red"), sizes: Sequence[int] = SIZES,
+             n_per_class: int = 16, epochs: int = 12, seed: int = 0) -> Path:
+    """Write data (root/data) and a finished run (root/run); return the run directory."""
+    import keras
+
+    from edgeclf.convert.data import load_images
+
+    keras.utils.set_random_seed(seed)
+    data = write_color_folders(root / "data", n_per_class=n_per_class, size=48, classes=tuple(classes), seed=seed)
+    split = _split(data, classes)
+    run = RunDir(root / "run")
+    task = "binary" if len(classes) == 2 else "multiclass"
+    models = {}
+    for size in sizes:
+        spec = PreprocessSpec(size, size)
+        x = load_images([(data / rel, label) for rel, label in split.train], spec)
+        y = np.array([label for _, label in split.train])
+        model = tiny_model(size, len(classes))
+        loss = "binary_crossentropy" if task == "binary" else "sparse_categorical_crossentropy"
+        model.compile(optimizer=keras.optimizers.Adam(0.01), loss=loss, metrics=["accuracy"])
+        model.fit(x, y.astype("float32") if task == "binary" else y, epochs=epochs, batch_size=8, verbose=0)
+        path = run.model_path(size)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        model.save(path)
+        models[size] = RunModel(size, str(path.relative_to(run.path)), spec)
+    run.write_info(RunInfo(tuple(classes), task, "tiny", str(data.resolve()), models))
+    run.write_split(split)
+    return run.path
+
+
+def copy_run(template: Path, dest: Path) -> Path:
+    """A private copy of a run (its data stays shared: the run points at it by absolute path)."""
+    shutil.copytree(template, dest)
+    return dest
