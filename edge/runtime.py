@@ -1,10 +1,17 @@
-"""Find a TFLite interpreter: ai_edge_litert -> tflite_runtime -> tensorflow.lite (last resort, warned)."""
+"""Find a TFLite interpreter: ai_edge_litert -> tflite_runtime -> tensorflow.lite (last resort, warned).
+
+Also the safe first load: `probe_model` builds and invokes a model in a child process, so that a model
+the native loader chokes on (tflite-runtime 2.14 segfaults on some damaged files) takes down the child,
+not the caller. A model that passed once (same sha256, same runtime and version) is remembered in a
+small cache folder and not probed again.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 log = logging.getLogger(__name__)
@@ -80,3 +87,82 @@ def find_runtime(prefer: str | None = None) -> Runtime:
         return rt
     raise UsageError("no TFLite interpreter could be imported (" + "; ".join(errors) + "); install "
                      "`pip install 'edgeclf[edge]'` (ai-edge-litert, 64-bit) or `'edgeclf[tflite-runtime]'` (32-bit Pi OS)")
+
+
+def manifest_key(rt: Runtime) -> str:
+    """The name a manifest's `runtimes` verdicts use for this runtime (see `edgeclf.bundle.RUNTIMES`)."""
+    if rt.name == "tflite-runtime":
+        return "tflite-runtime-" + ".".join(rt.version.split(".")[:2])
+    return rt.name
+
+
+def default_threads() -> int:
+    """All the cores this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def cache_dir() -> Path:
+    """$EDGECLF_CACHE, else $XDG_CACHE_HOME/edgeclf, else ~/.cache/edgeclf."""
+    env = os.environ.get("EDGECLF_CACHE")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "edgeclf"
+
+
+PROBE_TIMEOUT_S = 120.0
+
+
+def probe_model(data: bytes, sha256: str, rt: Runtime, name: str) -> bool:
+    """Build, allocate and invoke the model once in a child process; raise ModelError if that fails or crashes.
+
+    Returns True when a child was run, False when the cache says this model already passed here.
+    """
+    import json
+    import subprocess
+    import sys
+
+    from edgeclf.errors import ModelError
+
+    marker = cache_dir() / "probed" / f"{sha256}-{rt.name}-{rt.version}.ok"
+    if sha256 and marker.is_file():
+        return False
+    cmd = [sys.executable, "-m", "edgeclf.edge.probe", rt.name]
+    env = {**os.environ, "EDGECLF_RUNTIME": rt.name, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    try:
+        proc = subprocess.run(cmd, input=data, capture_output=True, timeout=PROBE_TIMEOUT_S, env=env)
+    except subprocess.TimeoutExpired:
+        raise ModelError(f"{name}: loading it with {rt.name} did not finish in {PROBE_TIMEOUT_S:.0f} s; "
+                         "the model is damaged or too large for this device; re-copy the bundle or re-convert") from None
+    if proc.returncode < 0:
+        import signal
+
+        sig = signal.Signals(-proc.returncode).name
+        raise ModelError(f"{name}: not a valid TFLite model: {rt.name} {rt.version} crashed loading it ({sig}); "
+                         "re-copy the bundle or re-convert")
+    result = {}
+    lines = proc.stdout.decode("utf-8", "replace").strip().splitlines()
+    try:
+        result = json.loads(lines[-1]) if lines else {}
+    except json.JSONDecodeError:
+        pass
+    if proc.returncode != 0 or not result.get("ok"):
+        why = result.get("error") or _last_line(proc.stderr) or f"exit code {proc.returncode}"
+        raise ModelError(f"{name}: {rt.name} {rt.version} cannot load it ({why}); re-copy the bundle, or re-convert "
+                         "for this runtime")
+    if sha256:
+        try:
+            from edgeclf.atomic import write_text
+
+            write_text(marker, json.dumps(result) + "\n")
+        except OSError as e:
+            log.debug("cannot remember the probe in %s: %s", marker, e)
+    return True
+
+
+def _last_line(raw: bytes) -> str:
+    lines = [ln.strip() for ln in raw.decode("utf-8", "replace").splitlines() if ln.strip()]
+    return lines[-1][:300] if lines else ""

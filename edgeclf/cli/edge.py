@@ -1,24 +1,117 @@
+"""`edgeclf classify` and `edgeclf camera`: options only; the work is in `edgeclf.edge`."""
+
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import List
+from typing import List, Optional
 
 import typer
 
-from ..errors import NotBuiltError
-from ._app import command
+from ._app import command, settings
+
+try:  # Python >= 3.9
+    from typing import Annotated
+except ImportError:  # pragma: no cover
+    from typing_extensions import Annotated
+
+# Options shared by both commands, defined once.
+Bundle = Annotated[Path, typer.Argument(help="Bundle folder made by `edgeclf convert` (or its manifest/model file).")]
+Threads = Annotated[Optional[int], typer.Option("--threads", help="Interpreter threads (default: all cores).")]
+Runtime = Annotated[Optional[str], typer.Option(
+    "--runtime", help="ai-edge-litert, tflite-runtime or tensorflow (default: the first installed, in that order).")]
+Crop = Annotated[Optional[str], typer.Option(
+    "--crop", help="center or none, for non-square frames (default: what the bundle was trained with).")]
+TopK = Annotated[int, typer.Option("--top-k", help="How many labels to list with their probabilities.")]
+Threshold = Annotated[float, typer.Option(
+    "--threshold", help="Below this probability the answer is 'uncertain' (0: always answer).")]
 
 
 @command("classify")
 def classify(
-    bundle: Path = typer.Argument(..., help="Bundle folder made by `edgeclf convert`."),
-    images: List[Path] = typer.Argument(..., help="Image files or folders."),
+    bundle: Bundle,
+    images: Annotated[List[Path], typer.Argument(help="Image files, folders of images or globs.")],
+    top_k: TopK = 3,
+    threshold: Threshold = 0.0,
+    crop: Crop = None,
+    threads: Threads = None,
+    runtime: Runtime = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per image (JSON lines).")] = False,
 ) -> None:
-    """Classify image files with a bundle (the edge pipeline, no camera)."""
-    raise NotBuiltError("`edgeclf classify` is not built yet (issue 5)")
+    """Classify image files with a bundle: the camera's pipeline on files (label, score, top-k)."""
+    from ..edge.files import classify_paths
+    from ..edge.model import Classifier
+    from ..edge.postprocess import SmoothConfig
+
+    SmoothConfig(threshold=threshold)  # validates --threshold before loading anything
+    if crop is not None and crop not in ("center", "none"):
+        from ..errors import UsageError
+
+        raise UsageError(f"--crop {crop!r}: expected center or none")
+    clf = Classifier.load(bundle, runtime, threads, crop)
+    failed = 0
+    for r in classify_paths(clf, images, top_k, threshold):
+        if r.error:
+            failed += 1
+            if as_json:
+                typer.echo(json.dumps(r.to_dict(), ensure_ascii=False))
+            typer.echo(f"error: {r.error}", err=True)
+        elif as_json:
+            typer.echo(json.dumps(r.to_dict(), ensure_ascii=False))
+        else:
+            others = ", ".join(f"{lab} {p:.3f}" for lab, p in r.top)
+            typer.echo(f"{r.path}\t{r.label}\t{r.score:.3f}\t({others})")
+    if failed:
+        raise typer.Exit(1)
 
 
 @command("camera")
-def camera(bundle: Path = typer.Argument(..., help="Bundle folder made by `edgeclf convert`.")) -> None:
-    """Classify live frames from a camera, video, folder or stream."""
-    raise NotBuiltError("`edgeclf camera` is not built yet (issue 5)")
+def camera(
+    bundle: Bundle,
+    source: Annotated[str, typer.Option(
+        "--source", help="Camera index (0), /dev/videoN, picamera[:N], a video file, a folder or glob of images, "
+                         "or an rtsp:// / http:// URL.")] = "0",
+    size: Annotated[Optional[str], typer.Option("--size", help="Capture size WIDTHxHEIGHT asked of a camera.")] = None,
+    threads: Threads = None,
+    runtime: Runtime = None,
+    realtime: Annotated[bool, typer.Option(
+        "--realtime", help="Read a video file at its frame rate, dropping frames the model cannot keep up with "
+                           "(default: every frame).")] = False,
+    crop: Crop = None,
+    top_k: TopK = 3,
+    threshold: Threshold = 0.0,
+    smooth: Annotated[int, typer.Option("--smooth", help="Smooth over the last N frames (1: off).")] = 1,
+    smooth_mode: Annotated[str, typer.Option("--smooth-mode", help="mean (moving average) or majority.")] = "mean",
+    hysteresis: Annotated[float, typer.Option(
+        "--hysteresis", help="Lead another label needs in the smoothed scores before the label changes.")] = 0.1,
+    every: Annotated[int, typer.Option("--every", help="Also write an event every N frames (0: changes only).")] = 0,
+    events: Annotated[Optional[Path], typer.Option(
+        "--events", help="Append events (JSON lines) to this file instead of stdout.")] = None,
+    display: Annotated[bool, typer.Option("--display", help="Show a window, when a display exists.")] = False,
+    save: Annotated[Optional[Path], typer.Option("--save", help="Write the annotated video here (.mp4).")] = None,
+    on_change: Annotated[Optional[str], typer.Option(
+        "--on-change", help="Command to start when the label changes; gets EDGECLF_LABEL and EDGECLF_SCORE.")] = None,
+    serve: Annotated[Optional[str], typer.Option(
+        "--serve", help="HOST:PORT for an MJPEG preview (/stream) and /status; loopback unless --token.")] = None,
+    token: Annotated[Optional[str], typer.Option(
+        "--token", envvar="EDGECLF_TOKEN", help="Secret the preview requires (Bearer header or ?token=).")] = None,
+    max_clients: Annotated[int, typer.Option("--max-clients", help="Preview streams served at once.")] = 4,
+    max_frames: Annotated[int, typer.Option("--max-frames", help="Stop after N frames (0: no limit).")] = 0,
+    stall_timeout: Annotated[float, typer.Option(
+        "--stall-timeout", help="Seconds without a frame before a live source is reopened (0: off).")] = 5.0,
+    reconnect_max: Annotated[float, typer.Option(
+        "--reconnect-max", help="Longest wait between reconnect attempts, seconds.")] = 30.0,
+) -> None:
+    """Classify live frames from a camera, video, folder or stream; JSON events and a summary at exit."""
+    from ..edge.loop import CameraConfig, run_camera
+    from ..edge.postprocess import SmoothConfig
+    from ..edge.stats import format_summary
+
+    config = CameraConfig(
+        source=source, size=size, runtime=runtime, threads=threads, realtime=realtime, crop=crop, top_k=top_k,
+        smooth=SmoothConfig(smooth, smooth_mode, threshold, hysteresis), every=every, events=events,
+        display=display, save=save, on_change=on_change, serve=serve, token=token or None, max_clients=max_clients,
+        max_frames=max_frames, stall_timeout=stall_timeout, reconnect_max=reconnect_max)
+    summary = run_camera(bundle, config)
+    if not settings.quiet:
+        typer.echo(format_summary(summary), err=True)

@@ -1,0 +1,62 @@
+"""`edgeclf classify`: the camera's pipeline (same preprocessing, interpreter and postprocessing) on files."""
+
+from __future__ import annotations
+
+import glob
+from pathlib import Path
+from typing import Iterator, NamedTuple, Sequence
+
+from edgeclf.edge.model import Classifier
+from edgeclf.edge.postprocess import answer, top_k
+from edgeclf.edge.sources import image_files
+from edgeclf.errors import DataError, EdgeclfError
+from edgeclf.imageio import IMAGE_EXTENSIONS, read_bgr
+
+
+class FileResult(NamedTuple):
+    path: Path
+    label: str = ""
+    score: float = 0.0
+    top: tuple[tuple[str, float], ...] = ()
+    probs: tuple[float, ...] = ()
+    error: str = ""  # set when the file could not be classified
+
+    def to_dict(self) -> dict[str, object]:
+        if self.error:
+            return {"file": str(self.path), "error": self.error}
+        return {"file": str(self.path), "label": self.label, "score": round(self.score, 6),
+                "top": [[lab, round(p, 6)] for lab, p in self.top], "probabilities": [round(p, 6) for p in self.probs]}
+
+
+def expand_paths(paths: Sequence[Path]) -> Iterator[Path]:
+    """Files as given, folders as their images in name order, globs expanded; a missing path is an error."""
+    for p in paths:
+        if p.is_dir():
+            files = image_files(p)
+            if not files:
+                raise DataError(f"{p}: no images ({', '.join(IMAGE_EXTENSIONS)}) in this folder")
+            yield from files
+        elif p.is_file():
+            yield p
+        elif any(ch in str(p) for ch in "*?["):
+            hits = sorted(Path(f) for f in glob.glob(str(p)) if Path(f).is_file())
+            if not hits:
+                raise DataError(f"{p}: the pattern matches no files")
+            yield from hits
+        else:
+            raise DataError(f"{p}: no such file or folder; expected image files or folders of images")
+
+
+def classify_paths(clf: Classifier, paths: Sequence[Path], top: int = 3, threshold: float = 0.0) -> Iterator[FileResult]:
+    """One result per image; unreadable images give a result with `error` set (the rest go on)."""
+    labels = clf.labels
+    files = list(expand_paths(paths))  # every argument checked before the first answer
+    for path in files:
+        try:
+            image = read_bgr(path)
+        except EdgeclfError as e:
+            yield FileResult(path, error=str(e))
+            continue
+        probs = clf(image)
+        label, score = answer(probs, labels, threshold)
+        yield FileResult(path, label, score, tuple(top_k(probs, labels, top)), tuple(float(p) for p in probs))

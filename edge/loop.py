@@ -1,0 +1,232 @@
+"""`edgeclf camera`: the live loop. Frame -> preprocess -> invoke -> postprocess -> events and outputs.
+
+Each frame is timed per stage (capture wait, preprocess, invoke, postprocess, output). Events are JSON
+lines: `start`, `change` (the stable label changed), `frame` (every N frames with --every), `source_error`,
+`reconnect_failed`, `reconnected`, `stall`, `skipped`, `serving`, and `summary` last. SIGTERM, SIGINT and
+SIGHUP stop the loop cleanly after the current frame; a second signal kills as usual.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from edgeclf.edge.capture import FileFeed, LiveFeed
+from edgeclf.edge.events import EventWriter, OnChange
+from edgeclf.edge.model import Classifier
+from edgeclf.edge.outputs import Outputs, check_save_path
+from edgeclf.edge.postprocess import SmoothConfig, Smoother, top_k
+from edgeclf.edge.serve import PreviewServer, check_bind, parse_bind
+from edgeclf.edge.sources import FrameSource, make_source, parse_size
+from edgeclf.edge.stats import RunStats, summary_dict
+from edgeclf.errors import UsageError
+from edgeclf.preprocess import CROP_MODES
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    """Everything `edgeclf camera` takes besides the bundle."""
+
+    source: str = "0"
+    size: str | None = None  # WIDTHxHEIGHT asked of a camera
+    runtime: str | None = None
+    threads: int | None = None
+    realtime: bool = False
+    crop: str | None = None  # None: the manifest's
+    top_k: int = 3
+    smooth: SmoothConfig = field(default_factory=SmoothConfig)
+    every: int = 0
+    events: Path | None = None
+    display: bool = False
+    save: Path | None = None
+    on_change: str | None = None
+    serve: str | None = None
+    token: str | None = None
+    max_clients: int = 4
+    max_frames: int = 0
+    stall_timeout: float = 5.0
+    reconnect_max: float = 30.0
+
+    def validate(self) -> None:
+        """Refuse unusable flags before anything is loaded or opened."""
+        if self.crop is not None and self.crop not in CROP_MODES:
+            raise UsageError(f"--crop {self.crop!r}: expected one of {', '.join(CROP_MODES)}")
+        if self.top_k < 1:
+            raise UsageError(f"--top-k {self.top_k}: expected 1 or more")
+        if self.every < 0 or self.max_frames < 0:
+            raise UsageError("--every and --max-frames: expected 0 (off) or more")
+        if self.stall_timeout < 0 or self.reconnect_max <= 0:
+            raise UsageError("--stall-timeout must be >= 0 (0: no watchdog) and --reconnect-max > 0")
+        if self.max_clients < 1:
+            raise UsageError(f"--max-clients {self.max_clients}: expected 1 or more")
+        parse_size(self.size)
+        if self.serve is not None:
+            host, _ = parse_bind(self.serve)
+            check_bind(host, self.token)
+        if self.save is not None:
+            check_save_path(self.save)
+
+
+@contextlib.contextmanager
+def stop_on_signals(stop: threading.Event, reason: dict[str, str]) -> Iterator[None]:
+    """SIGTERM/SIGINT/SIGHUP set `stop` (the loop finishes its frame and writes the summary)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    sigs = [s for s in (getattr(signal, n, None) for n in ("SIGTERM", "SIGINT", "SIGHUP")) if s is not None]
+    old = {s: signal.getsignal(s) for s in sigs}
+
+    def handler(signum: int, _frame: Any) -> None:
+        reason.setdefault("stopped", signal.Signals(signum).name)
+        stop.set()
+        for s, h in old.items():  # a second signal acts as usual (kills)
+            signal.signal(s, h)
+
+    for s in sigs:
+        signal.signal(s, handler)
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def run_camera(bundle: str | Path, config: CameraConfig, *, events: EventWriter | None = None,
+               source_factory: Callable[[], FrameSource] | None = None, stop: threading.Event | None = None,
+               classifier: Classifier | None = None) -> dict[str, Any]:
+    """Classify frames until the source ends, `max_frames`, a signal or `stop`; return the summary."""
+    config.validate()
+    stop = stop or threading.Event()
+    reason: dict[str, str] = {}
+    clf = classifier or Classifier.load(bundle, config.runtime, config.threads, config.crop)
+    own_events = events is None
+    ev = events or EventWriter(config.events)
+    size = parse_size(config.size)
+
+    def on_skip(path: Path, why: str) -> None:
+        ev.emit("skipped", file=str(path), error=why)
+
+    factory = source_factory or (lambda: make_source(config.source, size, on_skip))
+    first = factory()
+    feed: FileFeed | LiveFeed
+    if first.live or config.realtime:
+        feed = LiveFeed(factory, ev.emit, config.stall_timeout, (0.5, config.reconnect_max), pace=not first.live)
+    else:
+        feed = FileFeed(first)
+    stats = RunStats()
+    state: dict[str, Any] = {"label": None, "score": 0.0, "smoothed": 0.0, "frame": 0}
+    m = clf.manifest
+    extra = {"bundle": str(clf.bundle.path), "runtime": f"{clf.runtime.name} {clf.runtime.version}",
+             "threads": clf.threads, "source": config.source}
+
+    def status() -> dict[str, Any]:
+        return {**summary_dict(stats, feed.stats, extra), "last": dict(state)}
+
+    with contextlib.ExitStack() as stack:
+        if own_events:
+            stack.callback(ev.close)
+        stack.enter_context(stop_on_signals(stop, reason))
+        if isinstance(feed, LiveFeed):
+            feed.start(first)
+        else:
+            feed.start()
+        stack.callback(feed.close)
+        server = None
+        if config.serve is not None:
+            host, port = parse_bind(config.serve)
+            server = PreviewServer(host, port, config.token, status, max_clients=config.max_clients)
+            url = server.start()
+            stack.callback(server.close)
+            ev.emit("serving", url=url, token_required=bool(config.token))
+            log.info("preview on %s", url)
+        outputs = Outputs(stack, config.save, config.display, server, first.fps)
+        stack.callback(outputs.close)
+        hook = OnChange(config.on_change) if config.on_change else None
+        if hook is not None:
+            stack.callback(hook.close)
+        ev.emit("start", bundle=extra["bundle"], runtime=extra["runtime"], threads=clf.threads,
+                source=getattr(feed, "name", None) or first.name, labels=list(m.labels),
+                input=f"{m.preprocess.width}x{m.preprocess.height} {m.input.dtype}")
+        stats.started = time.monotonic()
+        try:
+            _loop(clf, feed, ev, stats, state, config, outputs, hook, stop, reason)
+        except BaseException:
+            reason.setdefault("stopped", "error")
+            raise
+        finally:
+            summary = summary_dict(stats, feed.stats, {**extra, "stopped": reason.get("stopped", "end")})
+            if hook is not None:
+                summary["on_change"] = {"started": hook.started, "skipped": hook.skipped, "failed": hook.failed}
+            if server is not None:
+                summary["serve"] = dict(server.stats)
+            ev.emit("summary", **summary)
+    return summary
+
+
+def _loop(clf: Classifier, feed: Any, ev: EventWriter, stats: RunStats, state: dict[str, Any],
+          config: CameraConfig, outputs: Outputs, hook: OnChange | None, stop: threading.Event,
+          reason: dict[str, str]) -> None:
+    smoother = Smoother(clf.labels, config.smooth)
+    labels = clf.labels
+    clock = time.perf_counter
+    times = {"capture": 0.0, "preprocess": 0.0, "invoke": 0.0, "postprocess": 0.0, "output": 0.0, "total": 0.0}
+    previous = ""
+    while True:
+        t0 = clock()
+        cap = feed.next(stop)
+        if cap is None:
+            if stop.is_set():
+                reason.setdefault("stopped", "stop")
+            break
+        t1 = clock()
+        clf.preprocess(cap.image)
+        t2 = clock()
+        clf.invoke()
+        t3 = clock()
+        probs = clf.postprocess()
+        dec = smoother.update(probs)
+        score = float(probs[dec.index]) if dec.index >= 0 else float(np.max(probs))
+        latency_ms = (time.monotonic() - cap.t) * 1e3
+        periodic = config.every > 0 and cap.seq % config.every == 0
+        if dec.changed or periodic:
+            fields: dict[str, Any] = {
+                "frame": cap.seq, "label": dec.label, "score": round(score, 4), "smoothed": round(dec.smoothed, 4),
+                "latency_ms": round(latency_ms, 2),
+                "top": [[lab, round(p, 4)] for lab, p in top_k(probs, labels, config.top_k)]}
+            if cap.name:
+                fields["file"] = cap.name
+            if dec.changed:
+                fields["previous"] = previous or None
+            ev.emit("change" if dec.changed else "frame", **fields)
+        if dec.changed:
+            if hook is not None:
+                hook.fire(dec.label, score, previous, cap.seq)
+            previous = dec.label
+        state.update(label=dec.label, score=round(score, 4), smoothed=round(dec.smoothed, 4), frame=cap.seq)
+        t4 = clock()
+        outputs.show(cap.image, dec.label, score, dec.smoothed, stats.fps_now, latency_ms)
+        if hook is not None and cap.seq % 16 == 0:
+            hook.reap()
+        t5 = clock()
+        times["capture"], times["preprocess"], times["invoke"] = t1 - t0, t2 - t1, t3 - t2
+        times["postprocess"], times["output"], times["total"] = t4 - t3, t5 - t4, t5 - t0
+        stats.frame_done(times, time.monotonic())
+        if ev.broken:
+            reason.setdefault("stopped", "events-closed")
+            break
+        if outputs.quit_requested:
+            reason.setdefault("stopped", "display-quit")
+            break
+        if config.max_frames and stats.frames >= config.max_frames:
+            reason.setdefault("stopped", "max-frames")
+            break

@@ -1,0 +1,153 @@
+"""A verified bundle in a TFLite interpreter: frame in, class probabilities out.
+
+Loading order, so that nothing unverified reaches native code: `load_bundle` (schema, sha256, TFLite
+identifier) -> the manifest's verdict for this runtime -> structural flatbuffer check -> first load probed
+in a child process -> in-process interpreter -> its input/output shape, dtype and quantization checked
+against the manifest (a disagreement is refused, naming the manifest field).
+
+Per frame: the `Preprocessor` writes into its own buffer, that is copied into the interpreter's input
+tensor, `invoke()`, and the output is dequantized (manifest TensorSpec) into a fixed probability vector.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeclf.bundle import Bundle, Manifest, TensorSpec, load_bundle
+from edgeclf.edge.flatbuf import verify_tflite
+from edgeclf.edge.preprocess import Preprocessor
+from edgeclf.edge.runtime import Runtime, default_threads, find_runtime, manifest_key, probe_model
+from edgeclf.errors import BundleError, ModelError, UsageError
+
+log = logging.getLogger(__name__)
+
+
+def _refuse_by_verdict(bundle: Bundle, rt: Runtime) -> None:
+    """Refuse early when the manifest (or the op table, for tflite-runtime 2.14) says it cannot load here."""
+    key = manifest_key(rt)
+    verdict = bundle.manifest.runtimes.get(key)
+    if verdict is None and key == "tflite-runtime-2.14":
+        from edgeclf.tflite_ops import tflite_runtime_214_verdict
+
+        v = tflite_runtime_214_verdict(bundle.model_bytes, str(bundle.path / "model.tflite"))
+        verdict = {"loads": v.loads, "why": v.why}
+    if verdict is not None and verdict.get("loads") is False:
+        why = f" ({verdict['why']})" if verdict.get("why") else ""
+        raise ModelError(f"{bundle.path}: {key} cannot load this variant{why}; pick a variant whose manifest says it "
+                         f"loads on {key} (`edgeclf info`), e.g. full int8, or install ai-edge-litert (64-bit)")
+
+
+def _check_tensor(field: str, spec: TensorSpec, detail: dict[str, Any]) -> None:
+    dtype = np.dtype(detail["dtype"]).name
+    if dtype != spec.dtype:
+        raise BundleError(f"manifest: {field}.dtype {spec.dtype!r} disagrees with the model's {field} dtype {dtype!r}; "
+                          "the manifest does not belong to this model; re-convert")
+    scale, zero_point = float(detail["quantization"][0]), int(detail["quantization"][1])
+    if spec.quantized:
+        if abs(scale - spec.scale) > 1e-6 * max(scale, 1e-12) + 1e-12:
+            raise BundleError(f"manifest: {field}.scale {spec.scale:.8g} disagrees with the model's {scale:.8g}; "
+                              "the manifest does not belong to this model; re-convert")
+        if zero_point != spec.zero_point:
+            raise BundleError(f"manifest: {field}.zero_point {spec.zero_point} disagrees with the model's {zero_point}; "
+                              "the manifest does not belong to this model; re-convert")
+
+
+def check_against_manifest(m: Manifest, inputs: list[dict[str, Any]], outputs: list[dict[str, Any]]) -> None:
+    """Refuse an interpreter whose tensors disagree with the manifest, naming the manifest field."""
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise BundleError(f"model has {len(inputs)} inputs and {len(outputs)} outputs; an edgeclf classifier has "
+                          "one of each; re-convert with `edgeclf convert`")
+    p = m.preprocess
+    shape = [int(v) for v in inputs[0]["shape"]]
+    if len(shape) != 4 or shape[0] != 1 or shape[3] != p.channels:
+        raise BundleError(f"model input shape {shape} is not [1, height, width, {p.channels}]; re-convert")
+    if shape[1] != p.height:
+        raise BundleError(f"manifest: preprocess.height {p.height} disagrees with the model's input shape {shape}; "
+                          "the manifest does not belong to this model; re-convert")
+    if shape[2] != p.width:
+        raise BundleError(f"manifest: preprocess.width {p.width} disagrees with the model's input shape {shape}; "
+                          "the manifest does not belong to this model; re-convert")
+    _check_tensor("input", m.input, inputs[0])
+    out_shape = [int(v) for v in outputs[0]["shape"]]
+    if int(np.prod(out_shape)) != m.num_outputs:
+        raise BundleError(f"manifest: labels ({len(m.labels)}, task {m.task!r}) expect {m.num_outputs} output "
+                          f"value(s), the model's output shape is {out_shape}; re-convert")
+    _check_tensor("output", m.output, outputs[0])
+
+
+class Classifier:
+    """One bundle in one interpreter. Not thread-safe: one caller (the loop) at a time."""
+
+    def __init__(self, bundle: Bundle, runtime: Runtime, threads: int | None = None, crop: str | None = None,
+                 probe: bool = True):
+        self.bundle = bundle
+        self.manifest = m = bundle.manifest
+        self.runtime = runtime
+        self.threads = threads or default_threads()
+        if self.threads < 1:
+            raise UsageError(f"--threads {self.threads}: expected 1 or more")
+        name = str(bundle.path / "model.tflite")
+        _refuse_by_verdict(bundle, runtime)
+        verify_tflite(bundle.model_bytes, name)
+        if probe:
+            probe_model(bundle.model_bytes, m.sha256, runtime, name)
+        try:
+            self.interpreter = runtime.interpreter_class(model_content=bundle.model_bytes, num_threads=self.threads)
+            self.interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as e:
+            raise ModelError(f"{name}: {runtime.name} cannot load it ({' '.join(str(e).split())[:200]}); "
+                             "re-copy the bundle or re-convert") from None
+        inputs, outputs = self.interpreter.get_input_details(), self.interpreter.get_output_details()
+        check_against_manifest(m, inputs, outputs)
+        spec = m.preprocess if crop is None else replace(m.preprocess, crop=crop)
+        self.labels = m.labels
+        self.pre = Preprocessor(spec, m.input)
+        self._input = self.interpreter.tensor(inputs[0]["index"])
+        self._output = self.interpreter.tensor(outputs[0]["index"])
+        self._raw = np.empty(m.num_outputs, np.dtype(outputs[0]["dtype"]))
+        self._real = np.empty(m.num_outputs, np.float32)
+        self.probs = np.empty(len(m.labels), np.float32)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], runtime: str | None = None, threads: int | None = None,
+             crop: str | None = None) -> "Classifier":
+        """Verify and load a bundle folder on the preferred (or named) runtime."""
+        bundle = load_bundle(path)
+        rt = find_runtime(runtime)
+        clf = cls(bundle, rt, threads, crop)
+        log.info("loaded %s on %s %s, %d thread(s)", Path(bundle.path).name, rt.name, rt.version, clf.threads)
+        return clf
+
+    def preprocess(self, frame_bgr: np.ndarray) -> None:
+        """Frame -> model input tensor (copied into the interpreter's buffer)."""
+        np.copyto(self._input()[0], self.pre(frame_bgr)[0])
+
+    def invoke(self) -> None:
+        self.interpreter.invoke()
+
+    def postprocess(self) -> np.ndarray:
+        """Dequantize the output into `self.probs` (one probability per label) and return it."""
+        np.copyto(self._raw, self._output().reshape(-1))
+        spec = self.manifest.output
+        if spec.quantized:
+            np.subtract(self._raw, spec.zero_point, out=self._real, casting="unsafe")
+            self._real *= np.float32(spec.scale)
+        else:
+            np.copyto(self._real, self._raw, casting="unsafe")
+        if self.manifest.task == "binary":
+            self.probs[1] = self._real[0]
+            self.probs[0] = 1.0 - self._real[0]
+        else:
+            np.copyto(self.probs, self._real)
+        return self.probs
+
+    def __call__(self, frame_bgr: np.ndarray) -> np.ndarray:
+        self.preprocess(frame_bgr)
+        self.invoke()
+        return self.postprocess()

@@ -1,0 +1,293 @@
+"""--serve: an MJPEG preview (`/stream`), `/status` JSON and a tiny page (`/`), on the standard library only.
+
+Safe by default: binds 127.0.0.1; any other address needs a token (refused at start otherwise), checked on
+every request (`Authorization: Bearer TOKEN` or `?token=TOKEN`, 401 when wrong). Bounded: at most
+`max_clients` streams and a few more connections; extra connections get 503 and are closed without a
+thread. Each stream is sent the latest frame only; one encoder thread makes at most one JPEG per frame
+(no per-client buffers), and a client that does not read within `write_timeout` seconds is dropped.
+The loop only copies its annotated frame into a buffer, so clients cannot slow classification.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import json
+import logging
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable
+from urllib.parse import parse_qs, urlsplit
+
+import numpy as np
+
+from edgeclf.errors import UsageError
+
+log = logging.getLogger(__name__)
+
+PAGE = b"""<!doctype html><html><head><meta charset="utf-8"><title>edgeclf</title></head>
+<body style="background:#111;color:#eee;font-family:sans-serif"><img id="v" style="max-width:100%">
+<pre id="s"></pre><script>
+const q = location.search; document.getElementById('v').src = '/stream' + q;
+setInterval(() => fetch('/status' + q).then(r => r.json()).then(j => {
+  document.getElementById('s').textContent = JSON.stringify(j, null, 1); }), 1000);
+</script></body></html>"""
+
+
+def parse_bind(value: str) -> tuple[str, int]:
+    """"HOST:PORT", "[::1]:PORT" or "PORT" -> (host, port). Port 0 picks a free port."""
+    v = value.strip()
+    host, port = "127.0.0.1", v
+    if v.startswith("["):
+        host, _, port = v[1:].partition("]")
+        port = port.lstrip(":")
+    elif ":" in v:
+        host, _, port = v.rpartition(":")
+        host = host or "127.0.0.1"
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise UsageError(f"--serve {value!r}: expected HOST:PORT, e.g. 127.0.0.1:8080")
+    return host, int(port)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(host: str, token: str | None) -> None:
+    """Refuse a non-loopback bind without a token: anyone on the network could watch the camera."""
+    if not is_loopback(host) and not token:
+        raise UsageError(f"--serve {host}: binding a non-loopback address lets anyone on the network watch the camera; "
+                         "add --token SECRET (or set EDGECLF_TOKEN), or bind 127.0.0.1 and use an ssh tunnel")
+    if token is not None and len(token) < 8:
+        raise UsageError("--token: use at least 8 characters (e.g. `openssl rand -hex 16`)")
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, addr: tuple[str, int], handler: type, preview: "PreviewServer"):
+        self.address_family = socket.AF_INET6 if ":" in addr[0] else socket.AF_INET
+        self.preview = preview
+        self._active = 0
+        self._lock = threading.Lock()
+        super().__init__(addr, handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._lock:
+            full = self._active >= self.preview.max_connections
+            if not full:
+                self._active += 1
+        if full:
+            self.preview.stats["refused"] += 1
+            try:
+                request.settimeout(0.2)
+                request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self._lock:
+                self._active -= 1
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    server_version = "edgeclf"
+    protocol_version = "HTTP/1.0"
+
+    def setup(self) -> None:
+        self.timeout = self.server.preview.write_timeout  # reads and writes: a silent client is dropped
+        super().setup()
+
+    def log_message(self, fmt: str, *args: Any) -> None:
+        log.debug("serve %s: " + fmt, self.client_address[0], *args)
+
+    def _send(self, code: int, body: bytes, ctype: str, extra: dict[str, str] | None = None) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        for k, v in (extra or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        p = self.server.preview
+        url = urlsplit(self.path)
+        if not p.authorized(self.headers.get("Authorization", ""), url.query):
+            p.stats["unauthorized"] += 1
+            self._send(401, b'{"error": "missing or wrong token"}\n', "application/json",
+                       {"WWW-Authenticate": 'Bearer realm="edgeclf"'})
+            return
+        if url.path == "/status":
+            self._send(200, (json.dumps(p.status()) + "\n").encode(), "application/json")
+        elif url.path == "/stream":
+            self._stream(p)
+        elif url.path in ("/", "/index.html"):
+            self._send(200, PAGE, "text/html; charset=utf-8")
+        else:
+            self._send(404, b'{"error": "not found; try /, /stream or /status"}\n', "application/json")
+
+    def _stream(self, p: "PreviewServer") -> None:
+        if not p.enter_stream():
+            self._send(503, b'{"error": "too many preview clients"}\n', "application/json")
+            return
+        try:
+            self.send_response(200)
+            self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            last = 0
+            while not p.closing.is_set():
+                got = p.wait_jpeg(last, timeout=1.0)
+                if got is None:
+                    continue
+                last, jpeg = got
+                self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpeg)
+                                 + jpeg + b"\r\n")
+        except (TimeoutError, socket.timeout):
+            p.stats["dropped_slow"] += 1
+            log.info("serve: dropped a client that stopped reading (%s)", self.client_address[0])
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        finally:
+            p.leave_stream()
+
+
+class PreviewServer:
+    """Owns the HTTP server thread and the encoder thread; `publish()` is all the loop calls."""
+
+    def __init__(self, host: str, port: int, token: str | None, status: Callable[[], dict[str, Any]],
+                 max_clients: int = 4, write_timeout: float = 5.0, jpeg_quality: int = 80, max_fps: float = 15.0):
+        check_bind(host, token)
+        self.host, self.port = host, port
+        self.token = token
+        self.status = status
+        self.max_clients = max_clients
+        self.max_connections = max_clients + 4
+        self.write_timeout = write_timeout
+        self.jpeg_quality = jpeg_quality
+        self.min_interval = 1.0 / max_fps if max_fps > 0 else 0.0
+        self.closing = threading.Event()
+        self.stats = {"clients": 0, "streams_total": 0, "dropped_slow": 0, "refused": 0, "unauthorized": 0}
+        self._cond = threading.Condition()
+        self._frame: np.ndarray | None = None
+        self._frame_seq = 0
+        self._jpeg: bytes = b""
+        self._jpeg_seq = 0
+        self._server: _Server | None = None
+        self._threads: list[threading.Thread] = []
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}/"
+
+    def start(self) -> str:
+        try:
+            self._server = _Server((self.host, self.port), _Handler, self)
+        except OSError as e:
+            raise UsageError(f"--serve {self.host}:{self.port}: cannot bind ({e.strerror}); pick another port") from None
+        self.port = self._server.server_address[1]
+        for target, name in ((self._server.serve_forever, "edgeclf-serve"), (self._encode_loop, "edgeclf-encode")):
+            t = threading.Thread(target=target, name=name, daemon=True)
+            t.start()
+            self._threads.append(t)
+        return self.url
+
+    def authorized(self, header: str, query: str) -> bool:
+        if not self.token:
+            return True
+        given = ""
+        if header.lower().startswith("bearer "):
+            given = header[7:].strip()
+        elif query:
+            given = (parse_qs(query).get("token") or [""])[0]
+        return hmac.compare_digest(given.encode(), self.token.encode())
+
+    def wants_frames(self) -> bool:
+        return self.stats["clients"] > 0
+
+    def publish(self, image: np.ndarray) -> None:
+        """Hand the latest annotated frame to the encoder (a copy; nothing is done without clients)."""
+        if not self.stats["clients"]:
+            return
+        with self._cond:
+            if self._frame is None or self._frame.shape != image.shape:
+                self._frame = np.empty_like(image)
+            np.copyto(self._frame, image)
+            self._frame_seq += 1
+            self._cond.notify_all()
+
+    def _encode_loop(self) -> None:
+        import cv2
+
+        scratch: np.ndarray | None = None
+        done = 0
+        while not self.closing.is_set():
+            with self._cond:
+                while self._frame_seq == done and not self.closing.is_set():
+                    self._cond.wait(0.5)
+                if self.closing.is_set() or self._frame is None:
+                    continue
+                if scratch is None or scratch.shape != self._frame.shape:
+                    scratch = np.empty_like(self._frame)
+                np.copyto(scratch, self._frame)
+                done = self._frame_seq
+            ok, buf = cv2.imencode(".jpg", scratch, [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])
+            if ok:
+                with self._cond:
+                    self._jpeg, self._jpeg_seq = buf.tobytes(), done
+                    self._cond.notify_all()
+            if self.min_interval:
+                self.closing.wait(self.min_interval)
+
+    def wait_jpeg(self, after: int, timeout: float) -> tuple[int, bytes] | None:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._jpeg_seq <= after and not self.closing.is_set():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self._cond.wait(left)
+            if self.closing.is_set():
+                return None
+            return self._jpeg_seq, self._jpeg
+
+    def enter_stream(self) -> bool:
+        with self._cond:
+            if self.stats["clients"] >= self.max_clients:
+                self.stats["refused"] += 1
+                return False
+            self.stats["clients"] += 1
+            self.stats["streams_total"] += 1
+            return True
+
+    def leave_stream(self) -> None:
+        with self._cond:
+            self.stats["clients"] -= 1
+
+    def close(self) -> None:
+        self.closing.set()
+        with self._cond:
+            self._cond.notify_all()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        for t in self._threads:
+            t.join(timeout=2.0)
