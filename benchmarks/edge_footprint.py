@@ -1,0 +1,123 @@
+"""Edge footprint: time from process start to the first classified frame, and the peak RSS, of a fresh
+process on the edge path, against a process that merely imports TensorFlow (the baseline, measured now).
+
+Each case is a new Python process, started and waited for here (`os.wait4`, so its peak RSS is its own):
+
+- `import tensorflow` only (baseline: what any TensorFlow-based classifier pays before its first frame);
+- the edge path, minimal: verify the bundle, load it, decode a held-out PNG, preprocess, invoke, answer
+  (`python -m edgeclf.edge.bench_probe`: the first-frame time is taken inside the child);
+- the edge CLI: `edgeclf classify BUNDLE IMAGE` to its exit (argument parsing, logging, output included);
+- the Keras model of the same size doing `model.predict` on the same image (the graduate's first try).
+
+Goal (issue 6) for the default int8 @150 bundle: peak RSS <= 80 MB and first frame <= 0.5 s here.
+One untimed run of each first (file cache warm), then medians of --repeats.
+
+    .venv/bin/python benchmarks/edge_footprint.py [--run RUN] [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import _common as c
+
+RSS_GOAL_MB = 80.0
+FIRST_GOAL_S = 0.5
+
+KERAS_CHILD = r"""
+import os, sys, time
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from edgeclf.bundle import TensorSpec
+from edgeclf.convert.export import load_keras
+from edgeclf.edge.preprocess import Preprocessor
+from edgeclf.imageio import read_bgr
+from edgeclf.preprocess import PreprocessSpec
+from pathlib import Path
+model = load_keras(Path(sys.argv[1]))
+size = int(sys.argv[3])
+x = Preprocessor(PreprocessSpec(size, size), TensorSpec("float32"))(read_bgr(sys.argv[2]))
+p = model.predict(x, verbose=0)
+print('{"first_frame_monotonic": %r}' % time.monotonic(), flush=True)
+"""
+
+
+def measure(cmd: list[str], repeats: int, env: dict[str, str], optional: bool = False) -> dict[str, float | None] | None:
+    from edgeclf.edge.bench_probe import run_measured
+
+    runs = []
+    for i in range(repeats + 1):
+        r = run_measured(cmd, env=env)
+        if r.exit_code != 0:
+            last = (r.output.strip().splitlines() or ["no output"])[-1]
+            if optional:
+                print(f"skipped `{_show(cmd)}`: {last}")
+                return None
+            raise SystemExit(f"`{_show(cmd)}` failed (exit {r.exit_code}): {last}")
+        if i:  # the first run warms the file cache
+            runs.append(r)
+    first = [r.first_frame_s for r in runs if r.first_frame_s is not None]
+    return {"first_frame_s": c.median(first) if first else None, "exit_s": c.median(r.wall_s for r in runs),
+            "peak_rss_mb": c.median(r.peak_rss_mb for r in runs)}
+
+
+def _show(cmd: list[str]) -> str:
+    return " ".join("python" if i == 0 else "<script>" if "\n" in x else Path(x).name if "/" in x else x
+                    for i, x in enumerate(cmd))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = c.parser(__doc__)
+    c.add_run_args(p)
+    p.add_argument("--bundle", action="append", default=None,
+                   help="bundle name(s) in the run (default: every bundle)")
+    p.add_argument("--repeats", type=int, default=5, help="processes per case; medians (default 5)")
+    p.add_argument("--no-keras", action="store_true", help="skip the Keras model case")
+    a = p.parse_args(argv)
+
+    from edgeclf.bundle import read_manifest
+
+    run = c.ensure_run(a.run, a.data)
+    m = c.print_machine(f"edge footprint: {run}")
+    image = c.held_out(run, a.data)[0][0]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    py = sys.executable
+    base = measure([py, "-c", "import tensorflow"], a.repeats, env)
+    cases: dict[str, dict] = {"import tensorflow": base}
+    names = a.bundle or list(c.bundles_of(run))
+    for n in names:
+        b = run / "bundles" / n
+        cases[f"{n}: edge path"] = measure([py, "-m", "edgeclf.edge.bench_probe", str(b), "--image", image,
+                                            "--frames", "1"], a.repeats, env)
+        cli = measure([py, "-m", "edgeclf", "-q", "classify", str(b), image], a.repeats, env, optional=True)
+        if cli is not None:
+            cases[f"{n}: edgeclf classify"] = cli
+    if not a.no_keras:
+        from edgeclf.rundir import RunDir
+
+        info = RunDir(run).read_info()
+        for size in sorted({read_manifest(run / "bundles" / n).preprocess.height for n in names}):
+            if size in info.models:
+                cases[f"Keras {size}: model.predict"] = measure(
+                    [py, "-c", KERAS_CHILD, str(run / info.models[size].file), image, str(size)], a.repeats, env)
+
+    rows = []
+    for name, r in cases.items():
+        goal = ""
+        if name.endswith(": edge path") and "int8" in name:
+            goal = " / ".join([c.goal(r["peak_rss_mb"] <= RSS_GOAL_MB),
+                               c.goal(r["first_frame_s"] is not None and r["first_frame_s"] <= FIRST_GOAL_S)])
+        first = r["first_frame_s"] if r["first_frame_s"] is not None else r["exit_s"]
+        rows.append([name, first, r["exit_s"], r["peak_rss_mb"],
+                     f"{base['peak_rss_mb'] / r['peak_rss_mb']:.1f}×", f"{base['exit_s'] / first:.1f}×", goal])
+    c.table(["process", "first frame s", "exit s", "peak RSS MB", "RSS: TF / this", "time: TF import / this",
+             f"int8 goals: ≤ {RSS_GOAL_MB:.0f} MB / ≤ {FIRST_GOAL_S} s"], rows,
+            title=f"fresh processes, medians of {a.repeats} (first frame = from process start; for `import "
+                  "tensorflow` the time is to exit, with no frame at all)")
+    c.save(a.json, {"machine": m, "run": str(run), "image": image, "cases": cases})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
