@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import pytest
 
 from edgeclf.preprocess import PreprocessSpec
 from edgeclf.rundir import RunDir, RunInfo, RunModel, Split
@@ -84,3 +85,15 @@ def copy_run(template: Path, dest: Path) -> Path:
     """A private copy of a run (its data stays shared: the run points at it by absolute path)."""
     shutil.copytree(template, dest)
     return dest
+
+
+@pytest.fixture(scope="session")
+def tiny_run_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One trained two-class run per test session (worker); copy it before writing into it."""
+    return make_run(tmp_path_factory.mktemp("tiny-run"))
+
+
+@pytest.fixture()
+def tiny_run(tiny_run_template: Path, tmp_path: Path) -> Path:
+    """A private copy of the trained run (bundles land in it)."""
+    return copy_run(tiny_run_template, tmp_path / "run")
