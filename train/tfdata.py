@@ -7,9 +7,12 @@ cv2.INTER_LINEAR), then x * scale + offset.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 from edgeclf.preprocess import PreprocessSpec
+
+if TYPE_CHECKING:
+    from edgeclf.train.augment import AugmentSpec
 
 
 def decode_rgb(data: Any) -> Any:
@@ -43,3 +46,73 @@ def load_and_preprocess(path: Any, spec: PreprocessSpec) -> Any:
     import tensorflow as tf
 
     return preprocess_rgb(decode_rgb(tf.io.read_file(path)), spec)
+
+
+def cache_bytes(n_files: int, spec: PreprocessSpec) -> int:
+    """Memory an in-memory cache of `n_files` preprocessed float32 inputs takes."""
+    return n_files * spec.height * spec.width * spec.channels * 4
+
+
+def _labels_dtype(n_classes: int) -> Any:
+    import tensorflow as tf
+
+    return tf.float32 if n_classes == 2 else tf.int32
+
+
+def _base(files: Sequence[str], labels: Sequence[int], spec: PreprocessSpec, n_classes: int, cache: bool) -> Any:
+    import tensorflow as tf
+
+    ds = tf.data.Dataset.from_tensor_slices((list(files), tf.constant(list(labels), _labels_dtype(n_classes))))
+    ds = ds.map(lambda p, y: (load_and_preprocess(p, spec), y), num_parallel_calls=tf.data.AUTOTUNE,
+                deterministic=True)
+    return ds.cache() if cache else ds
+
+
+def eval_dataset(files: Sequence[str], labels: Sequence[int], spec: PreprocessSpec, batch_size: int,
+                 n_classes: int, cache: bool = True) -> Any:
+    """Held-out data in file order: decode in parallel, cache, batch, prefetch."""
+    import tensorflow as tf
+
+    return _base(files, labels, spec, n_classes, cache).batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def train_dataset(files: Sequence[str], labels: Sequence[int], spec: PreprocessSpec, batch_size: int,
+                  n_classes: int, seed: int, first_epoch: int, epochs: int,
+                  augment: "AugmentSpec | None" = None, cache: bool = True) -> Any:
+    """Batches for epochs first_epoch..epochs-1, ceil(n / batch_size) per epoch.
+
+    Each epoch's shuffle (and augmentation) is keyed by (seed, epoch): the same seed gives the same
+    batches, and a run resumed at epoch k sees exactly the batches an uninterrupted run would have.
+    """
+    import tensorflow as tf
+
+    from edgeclf.train.augment import augment as augment_fn
+
+    n = len(files)
+    base = _base(files, labels, spec, n_classes, cache)
+    lo = spec.offset
+    hi = 255.0 * spec.scale + spec.offset
+    seed = int(seed)
+
+    steps = steps_per_epoch(n, batch_size)
+
+    def one_epoch(epoch: int) -> Any:
+        # Python-int seeds: TensorFlow's seed handling breaks on tensor seeds when the global seed is 0.
+        ds = base.shuffle(n, seed=seed * 1_000_003 + epoch, reshuffle_each_iteration=False)
+        if augment is not None:
+            ds = tf.data.Dataset.zip(ds, tf.data.Dataset.range(n)).map(
+                lambda xy, i: (augment_fn(xy[0], tf.stack([tf.constant(seed * 10_007 + epoch, tf.int64), i]),
+                                          augment, lo, hi), xy[1]),
+                num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        return ds.batch(batch_size)
+
+    epoch_ids = list(range(first_epoch, epochs))
+    if not epoch_ids:
+        raise ValueError(f"no epochs left to train (first_epoch={first_epoch}, epochs={epochs})")
+    choice = tf.data.Dataset.range(len(epoch_ids)).flat_map(lambda k: tf.data.Dataset.from_tensors(k).repeat(steps))
+    ds = tf.data.Dataset.choose_from_datasets([one_epoch(e) for e in epoch_ids], choice)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def steps_per_epoch(n_files: int, batch_size: int) -> int:
+    return -(-n_files // batch_size)

@@ -1,14 +1,83 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import List, Optional
 
 import typer
 
-from ..errors import NotBuiltError
-from ._app import command
+from ..errors import UsageError
+from ._app import command, settings
+
+# Options left at None take TrainConfig's defaults; with --resume they must stay unset.
+_TUNABLE = ("validation_dir", "validation_split", "split", "group_pattern", "strict", "augment", "arch", "size",
+            "lr", "epochs", "batch_size", "seed", "out", "patience", "max_pixels", "strategy")
 
 
 @command("train")
-def train(data_dir: Path = typer.Argument(..., help="Folder with one sub-folder of images per class.")) -> None:
+def train(
+    data_dir: Optional[Path] = typer.Argument(None, help="Folder with one sub-folder of images per class."),
+    validation_dir: Optional[Path] = typer.Option(None, "--validation-dir",
+                                                  help="Held-out images in the same class sub-folders (no split)."),
+    validation_split: Optional[float] = typer.Option(None, "--validation-split",
+                                                     help="Fraction of each class held out. [default: 0.2]"),
+    split: Optional[str] = typer.Option(None, "--split", help="auto (group split when file names show groups), "
+                                        "group, or stratified. [default: auto]"),
+    group_pattern: Optional[str] = typer.Option(None, "--group-pattern", help="Regex on the file stem whose first "
+                                                "group names the subject. [default: stem before the last - or _]"),
+    strict: Optional[bool] = typer.Option(None, "--strict/--no-strict", help="Broken images are fatal, not skipped."),
+    augment: Optional[bool] = typer.Option(None, "--augment/--no-augment",
+                                           help="Random flips, rotation, zoom, shift, brightness. [default: on]"),
+    arch: Optional[str] = typer.Option(None, "--arch", help="seed, course, edge, edge-s or edge-sep. [default: edge]"),
+    size: Optional[List[int]] = typer.Option(None, "--size", help="Input size; repeat for several. [default: 300, 150]"),
+    lr: Optional[float] = typer.Option(None, "--lr", help="RMSprop learning rate. [default: 0.001]"),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Most epochs per size. [default: 30]"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="[default: 32]"),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Same seed, same data: same metrics. [default: 1337]"),
+    out: Optional[Path] = typer.Option(None, "--out", help="Run directory to create. [default: runs/train-N]"),
+    patience: Optional[int] = typer.Option(None, "--patience",
+                                           help="Early stop after this many epochs without a better model. [default: 8]"),
+    max_pixels: Optional[int] = typer.Option(None, "--max-pixels",
+                                             help="Refuse images larger than this (decompression bombs). [default: 50M]"),
+    strategy: Optional[str] = typer.Option(None, "--strategy", help="tf.distribute strategy: auto or default. [default: auto]"),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue this killed run from its last backup."),
+) -> None:
     """Train the classifier at 300x300 and 150x150 input and write a run directory."""
-    raise NotBuiltError("`edgeclf train` is not built yet (issue 3)")
+    from edgeclf.train.config import TrainConfig
+    from edgeclf.train.run import resume as resume_run
+    from edgeclf.train.run import train as train_run
+
+    given = {k: v for k, v in locals().items() if k in _TUNABLE and v is not None}
+    if resume is not None:
+        if given or data_dir is not None:
+            names = ", ".join("--" + k.replace("_", "-") for k in given) or "DATA_DIR"
+            raise UsageError(f"--resume continues a run with its saved config; drop {names} "
+                             "(or start a new run without --resume)")
+        result = resume_run(resume, progress=settings.show_progress)
+    else:
+        if data_dir is None:
+            raise UsageError("DATA_DIR is missing; expected a folder with one sub-folder of images per class "
+                             "(or --resume RUN_DIR)")
+        if "size" in given:
+            given["sizes"] = tuple(given.pop("size"))
+        for key in ("validation_dir", "out"):
+            if key in given:
+                given[key] = str(given[key])
+        result = train_run(TrainConfig(data_dir=str(data_dir), **given), progress=settings.show_progress)
+    _summary(result)
+
+
+def _summary(result) -> None:  # type: ignore[no-untyped-def]
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{result.arch} · {result.split}", title_justify="left")
+    for col in ("size", "held-out acc", "loss", "best epoch", "epochs", "stopped", "params", "train img/s"):
+        table.add_column(col, justify="right")
+    for size, m in result.sizes.items():
+        table.add_row(str(size), f"{m['accuracy']:.4f}", f"{m['loss']:.4f}", str(m["best_epoch"]),
+                      str(m["epochs_run"]), m["stopped"], f"{m['params']:,}", f"{m['train_img_s']:.0f}")
+    console = Console(soft_wrap=True)
+    console.print(table)
+    skipped = f"; {result.skipped} broken image(s) skipped (data_report.json)" if result.skipped else ""
+    console.print(f"run: {result.run_dir}  ({result.n_train} train / {result.n_val} held-out images, "
+                  f"{result.seconds / 60:.1f} min{skipped})", highlight=False)

@@ -1,0 +1,146 @@
+"""Model architectures by name: the course's nets and edge-first ones, built for one input size.
+
+Every model takes float32 RGB already scaled by the PreprocessSpec (x/255), shape (None, size, size, 3),
+and outputs probabilities: one sigmoid unit for two classes, softmax for three or more. Only standard
+Keras layers (no Lambda), so saved models load with safe_mode=True and convert to TFLite.
+
+The edge nets end in global average pooling, so one set of weights fits any input size
+(`transfer_weights` copies them from a model built at another size).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from edgeclf.errors import UsageError
+
+
+@dataclass(frozen=True)
+class Arch:
+    name: str
+    summary: str
+    build: Callable[[Any, int], Any]  # (inputs tensor, n_outputs) -> outputs tensor, softmax/sigmoid applied
+    size_agnostic: bool  # True when the weights do not depend on the input size (GAP head)
+
+
+def _head(x: Any, n_classes: int) -> Any:
+    from keras import layers
+
+    if n_classes == 2:
+        return layers.Dense(1, activation="sigmoid", name="prob")(x)
+    return layers.Dense(n_classes, activation="softmax", name="prob")(x)
+
+
+def _seed(x: Any, n: int) -> Any:
+    from keras import layers
+
+    x = layers.Conv2D(64, 3, activation="relu")(x)
+    x = layers.MaxPooling2D(2)(x)
+    x = layers.Conv2D(64, 3, activation="relu")(x)
+    x = layers.MaxPooling2D(2)(x)
+    x = layers.Flatten()(x)
+    x = layers.Dense(128, activation="relu")(x)
+    return _head(x, n)
+
+
+def _course(x: Any, n: int) -> Any:
+    from keras import layers
+
+    for filters in (16, 32, 64, 64, 64):
+        x = layers.Conv2D(filters, 3, activation="relu")(x)
+        x = layers.MaxPooling2D(2)(x)
+    x = layers.Flatten()(x)
+    x = layers.Dense(512, activation="relu")(x)
+    return _head(x, n)
+
+
+def _conv_bn(x: Any, filters: int, strides: int = 1) -> Any:
+    from keras import layers
+
+    x = layers.Conv2D(filters, 3, strides=strides, padding="same", use_bias=False)(x)
+    x = layers.BatchNormalization(momentum=0.9)(x)
+    return layers.ReLU()(x)
+
+
+def _sep_bn(x: Any, filters: int, strides: int = 1) -> Any:
+    """Depthwise 3x3 + pointwise 1x1, each with BN + ReLU: MobileNet's block, cheap on a Pi."""
+    from keras import layers
+
+    x = layers.DepthwiseConv2D(3, strides=strides, padding="same", use_bias=False)(x)
+    x = layers.BatchNormalization(momentum=0.9)(x)
+    x = layers.ReLU()(x)
+    x = layers.Conv2D(filters, 1, use_bias=False)(x)
+    x = layers.BatchNormalization(momentum=0.9)(x)
+    return layers.ReLU()(x)
+
+
+def _gap_head(x: Any, n: int, dropout: float) -> Any:
+    from keras import layers
+
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dropout(dropout)(x)
+    return _head(x, n)
+
+
+def _edge(widths: tuple[int, ...], dropout: float = 0.3) -> Callable[[Any, int], Any]:
+    """Stride-2 stem, then conv-BN-ReLU + max-pool per width, a last conv, GAP."""
+
+    def build(x: Any, n: int) -> Any:
+        from keras import layers
+
+        x = _conv_bn(x, widths[0], strides=2)
+        for w in widths[1:-1]:
+            x = _conv_bn(x, w)
+            x = layers.MaxPooling2D(2)(x)
+        x = _conv_bn(x, widths[-1])
+        return _gap_head(x, n, dropout)
+
+    return build
+
+
+def _edge_sep(widths: tuple[int, ...], dropout: float = 0.3) -> Callable[[Any, int], Any]:
+    """Full conv stem, then depthwise-separable blocks with stride 2, GAP."""
+
+    def build(x: Any, n: int) -> Any:
+        x = _conv_bn(x, widths[0], strides=2)
+        for w in widths[1:]:
+            x = _sep_bn(x, w, strides=2)
+        return _gap_head(x, n, dropout)
+
+    return build
+
+
+ARCHS: dict[str, Arch] = {a.name: a for a in (
+    Arch("seed", "course week 4 seed: 2x Conv64 + MaxPool, Flatten, Dense128", _seed, False),
+    Arch("course", "course notebook: Conv 16-32-64-64-64 + MaxPool, Flatten, Dense512", _course, False),
+    Arch("edge", "stride-2 stem + conv-BN blocks 16-32-64-128-128, GAP", _edge((16, 32, 64, 128, 128)), True),
+    Arch("edge-s", "stride-2 stem + conv-BN blocks 8-16-32-64-64, GAP", _edge((8, 16, 32, 64, 64)), True),
+    Arch("edge-sep", "conv stem + depthwise-separable blocks 16-32-64-128-256, GAP", _edge_sep((16, 32, 64, 128, 256)), True),
+)}
+
+
+def get_arch(name: str) -> Arch:
+    try:
+        return ARCHS[name]
+    except KeyError:
+        raise UsageError(f"--arch {name!r} is not known; expected one of {', '.join(ARCHS)}") from None
+
+
+def build_model(name: str, size: int, n_classes: int) -> Any:
+    """A fresh, uncompiled model for `size`x`size` RGB input."""
+    import keras
+
+    arch = get_arch(name)
+    if n_classes < 2:
+        raise UsageError(f"a classifier needs at least 2 classes, got {n_classes}")
+    inputs = keras.Input((size, size, 3), dtype="float32", name="image")
+    return keras.Model(inputs, arch.build(inputs, n_classes), name=f"{name.replace('-', '_')}_{size}")
+
+
+def transfer_weights(src: Any, dst: Any) -> None:
+    """Copy weights between two builds of a size-agnostic architecture (layer by layer, same shapes)."""
+    a, b = src.get_weights(), dst.get_weights()
+    if len(a) != len(b) or any(x.shape != y.shape for x, y in zip(a, b)):
+        raise UsageError(f"cannot reuse weights of {src.name} in {dst.name}: the layer shapes differ")
+    dst.set_weights(a)

@@ -1,0 +1,176 @@
+"""Keras callbacks that make a run safe to kill: NaN guard, best model, backups, early stopping.
+
+Everything is written atomically (temp file + rename). The backup of epoch k is written under a new
+name before the state file points at it, so after a SIGKILL the state names a complete backup and the
+epoch it holds.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from edgeclf.atomic import atomic_path, write_json, write_text
+from edgeclf.errors import RunError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Best:
+    accuracy: float
+    loss: float
+    epoch: int  # 1-based
+
+    def beaten_by(self, accuracy: float, loss: float) -> bool:
+        """Higher held-out accuracy wins; on a tie, lower loss."""
+        return accuracy > self.accuracy or (accuracy == self.accuracy and loss < self.loss)
+
+
+@dataclass(frozen=True)
+class SizeState:
+    """Progress of one size, saved after every epoch (state/<size>/state.json)."""
+
+    size: int
+    epoch: int = 0  # epochs completed and held by `backup`
+    backup: str | None = None  # file name in the state folder
+    best: Best | None = None
+    wait: int = 0  # epochs since the best, for early stopping
+    history: tuple[dict[str, float], ...] = ()
+    status: str = "running"  # running, done, diverged
+    stopped: str | None = None  # epochs, early, nan
+    diverged_at: str | None = None
+    result: dict[str, Any] = field(default_factory=dict)  # held-out metrics once done
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["history"] = list(self.history)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "SizeState":
+        best = Best(**d["best"]) if d.get("best") else None
+        return cls(**{**d, "best": best, "history": tuple(d.get("history", ()))})
+
+
+def read_state(path: Path, size: int) -> SizeState:
+    if not path.exists():
+        return SizeState(size)
+    try:
+        return SizeState.from_dict(json.loads(path.read_text("utf-8")))
+    except (ValueError, TypeError, KeyError) as e:
+        raise RunError(f"{path}: damaged training state ({e!r}); start a new run") from None
+
+
+def history_csv(rows: tuple[dict[str, float], ...]) -> str:
+    keys: list[str] = []
+    for r in rows:
+        keys += [k for k in r if k not in keys]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=keys, lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+def _finite(logs: dict[str, Any], keys: tuple[str, ...]) -> bool:
+    return all(k not in logs or math.isfinite(float(logs[k])) for k in keys)
+
+
+class Keeper:
+    """Builds the Keras callback for one size; `state` holds the progress after fit returns."""
+
+    def __init__(self, *, size: int, state: SizeState, state_dir: Path, best_path: Path, history_path: Path,
+                 inference_model: Any, patience: int, epochs: int, n_train: int, log_epochs: bool):
+        import keras
+
+        keeper = self
+
+        class _Callback(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+                keeper._t0 = keeper._t_train = time.perf_counter()
+
+            def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+                keeper._t_train = time.perf_counter()
+                if logs and not _finite(logs, ("loss",)):
+                    keeper._diverged(self.model, f"epoch {keeper._epoch + 1} batch {batch + 1}")
+
+            def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+                keeper._epoch_end(self.model, epoch, dict(logs or {}))
+
+        self.callback = _Callback()
+        self.size, self.state, self.state_dir = size, state, state_dir
+        self.best_path, self.history_path, self.inference_model = best_path, history_path, inference_model
+        self.patience, self.epochs, self.n_train, self.log_epochs = patience, epochs, n_train, log_epochs
+        self._epoch = state.epoch
+        self._t0 = self._t_train = time.perf_counter()
+
+    @property
+    def state_path(self) -> Path:
+        return self.state_dir / "state.json"
+
+    def _diverged(self, model: Any, where: str) -> None:
+        model.stop_training = True
+        if self.state.status != "diverged":
+            self.state = replace(self.state, status="diverged", stopped="nan", diverged_at=where)
+            self._save_state()
+
+    def _save_state(self) -> None:
+        try:
+            write_json(self.state_path, self.state.to_dict())
+        except OSError as e:
+            raise RunError(f"{self.state_path}: cannot write the training state ({e.strerror}); "
+                           "free disk space, then --resume this run") from None
+
+    def _save_model(self, model: Any, path: Path) -> None:
+        try:
+            with atomic_path(path) as tmp:
+                model.save(tmp)
+        except OSError as e:
+            raise RunError(f"{path}: cannot write the model ({e.strerror}); free disk space, then --resume "
+                           "this run") from None
+
+    def _epoch_end(self, model: Any, epoch: int, logs: dict[str, Any]) -> None:
+        self._epoch = epoch + 1
+        if self.state.status == "diverged" or not _finite(logs, ("loss", "val_loss")):
+            self._diverged(model, self.state.diverged_at or f"epoch {epoch + 1} (validation)")
+            return  # nothing from this epoch is kept: the best model and the backup stay as they were
+        train_s = max(self._t_train - self._t0, 1e-9)
+        row = {"epoch": epoch + 1, **{k: round(float(v), 6) for k, v in logs.items()},
+               "seconds": round(time.perf_counter() - self._t0, 3), "train_img_s": round(self.n_train / train_s, 1)}
+        acc, loss = float(logs["val_accuracy"]), float(logs["val_loss"])
+        best, wait = self.state.best, self.state.wait
+        improved = best is None or best.beaten_by(acc, loss)
+        if improved:
+            self._save_model(self.inference_model, self.best_path)
+            best, wait = Best(acc, loss, epoch + 1), 0
+        else:
+            wait += 1
+        backup = f"backup-{epoch + 1}.keras"
+        self._save_model(model, self.state_dir / backup)
+        old = self.state.backup
+        stop = wait >= self.patience
+        self.state = replace(self.state, epoch=epoch + 1, backup=backup, best=best, wait=wait,
+                             history=self.state.history + (row,), stopped="early" if stop else None)
+        self._save_state()
+        if old and old != backup:
+            (self.state_dir / old).unlink(missing_ok=True)
+        try:
+            write_text(self.history_path, history_csv(self.state.history))
+        except OSError as e:
+            raise RunError(f"{self.history_path}: cannot write ({e.strerror}); free disk space, then --resume") from None
+        if self.log_epochs:
+            log.info("%d px  epoch %d/%d  loss %.4f acc %.4f | val_loss %.4f val_acc %.4f | %.1fs %.0f img/s%s",
+                     self.size, epoch + 1, self.epochs, logs.get("loss", float("nan")), logs.get("accuracy", float("nan")),
+                     loss, acc, row["seconds"], row["train_img_s"], "  best" if improved else "")
+        if stop:
+            log.info("%d px  early stop: no better val_accuracy for %d epochs (best %.4f at epoch %d)",
+                     self.size, self.patience, best.accuracy, best.epoch)
+            model.stop_training = True

@@ -1,0 +1,97 @@
+"""Held-out metrics and the plots of a run: accuracy/loss curves and confusion matrices."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from edgeclf.atomic import atomic_path
+
+
+def predict_labels(probs: np.ndarray, n_classes: int) -> np.ndarray:
+    """Class index per row: sigmoid > 0.5 for two classes, argmax for more."""
+    if n_classes == 2:
+        return (probs.reshape(-1) > 0.5).astype(np.int64)
+    return probs.argmax(axis=-1).astype(np.int64)
+
+
+def log_loss(probs: np.ndarray, y: np.ndarray, n_classes: int) -> float:
+    eps = 1e-7
+    if n_classes == 2:
+        p = np.clip(probs.reshape(-1).astype(np.float64), eps, 1 - eps)
+        return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+    p = np.clip(probs[np.arange(len(y)), y].astype(np.float64), eps, 1.0)
+    return float(-np.mean(np.log(p)))
+
+
+def classification_metrics(probs: np.ndarray, y: Sequence[int], labels: Sequence[str]) -> dict[str, Any]:
+    """Accuracy, log loss, per-class precision/recall and the confusion matrix (rows: truth)."""
+    y = np.asarray(y, np.int64)
+    n = len(labels)
+    pred = predict_labels(probs, n)
+    cm = np.zeros((n, n), np.int64)
+    np.add.at(cm, (y, pred), 1)
+    per_class = {}
+    for i, name in enumerate(labels):
+        tp, col, row = cm[i, i], cm[:, i].sum(), cm[i, :].sum()
+        per_class[name] = {"precision": round(float(tp / col), 4) if col else None,
+                           "recall": round(float(tp / row), 4) if row else None, "support": int(row)}
+    return {"accuracy": round(float((pred == y).mean()), 4) if len(y) else None,
+            "loss": round(log_loss(probs, y, n), 4) if len(y) else None,
+            "n": int(len(y)), "per_class": per_class, "confusion": cm.tolist()}
+
+
+def _save_fig(fig: Any, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+
+
+def plot_curves(histories: Mapping[int, Sequence[Mapping[str, float]]], path: Path, title: str) -> None:
+    """Accuracy and loss per epoch, train vs validation, one row per size (as the course's plots)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = list(histories)
+    fig, axes = plt.subplots(len(sizes), 2, figsize=(10, 3.2 * len(sizes)), squeeze=False)
+    for row, size in zip(axes, sizes):
+        h = histories[size]
+        ep = [r["epoch"] for r in h]
+        for ax, key in zip(row, ("accuracy", "loss")):
+            ax.plot(ep, [r.get(key) for r in h], "o-", label=f"train {key}", markersize=3)
+            ax.plot(ep, [r.get(f"val_{key}") for r in h], "o-", label=f"validation {key}", markersize=3)
+            ax.set_title(f"{size}x{size}: {key}")
+            ax.set_xlabel("epoch")
+            ax.grid(alpha=0.3)
+            ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    _save_fig(fig, path)
+    plt.close(fig)
+
+
+def plot_confusion(metrics: Mapping[int, Mapping[str, Any]], labels: Sequence[str], path: Path) -> None:
+    """One confusion matrix per size, counts in the cells (rows: true class)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = list(metrics)
+    fig, axes = plt.subplots(1, len(sizes), figsize=(4.2 * len(sizes), 4), squeeze=False)
+    for ax, size in zip(axes[0], sizes):
+        cm = np.asarray(metrics[size]["confusion"])
+        ax.imshow(cm, cmap="Blues")
+        for (i, j), v in np.ndenumerate(cm):
+            ax.text(j, i, str(v), ha="center", va="center", color="white" if v > cm.max() / 2 else "black")
+        ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
+        ax.set_yticks(range(len(labels)), labels)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title(f"{size}x{size}: accuracy {metrics[size]['accuracy']}")
+    fig.tight_layout()
+    _save_fig(fig, path)
+    plt.close(fig)

@@ -1,0 +1,230 @@
+"""`edgeclf train` as a library call: check the data, split it, train each size, write the run directory.
+
+    train(TrainConfig(data_dir=...))   a new run in runs/train-N (or cfg.out)
+    resume(run_dir)                    continue a killed run from its backups, with its saved config
+
+The run directory follows `edgeclf.rundir`; run.json is written last, so its presence means complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from edgeclf.atomic import write_json, write_text
+from edgeclf.errors import DataError, RunError, UsageError
+from edgeclf.preprocess import PreprocessSpec
+from edgeclf.rundir import RUN_FILE, RunDir, RunInfo, RunModel, Split
+from edgeclf.train.archs import get_arch
+from edgeclf.train.config import TrainConfig
+from edgeclf.train.data import load_dataset
+
+log = logging.getLogger(__name__)
+
+CONFIG_FILE = "config.json"
+REPORT_FILE = "data_report.json"
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    run_dir: Path
+    arch: str
+    labels: tuple[str, ...]
+    split: str  # the sentence saying which split was used
+    n_train: int
+    n_val: int
+    sizes: dict[int, dict[str, Any]]  # per size: held-out metrics, best epoch, img/s, ...
+    skipped: int  # broken files left out
+    seconds: float
+
+
+def next_run_dir(base: Path) -> Path:
+    """runs/train-N with N one more than the highest there."""
+    base.mkdir(parents=True, exist_ok=True)
+    taken = [int(p.name[6:]) for p in base.glob("train-*") if p.name[6:].isdigit()]
+    return base / f"train-{max(taken, default=0) + 1}"
+
+
+def _prepare_out(cfg: TrainConfig) -> Path:
+    """Create the run folder and prove it writable before any work; refuse to overwrite a run."""
+    try:
+        out = Path(cfg.out).resolve() if cfg.out else next_run_dir(Path("runs").resolve())
+        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+            raise UsageError(f"--out {out}: already exists and is not empty; choose a new folder, or "
+                             f"`edgeclf train --resume {out}` to continue that run")
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(out / CONFIG_FILE, {**cfg.to_dict(), "out": str(out)})
+    except OSError as e:
+        raise RunError(f"--out {cfg.out or 'runs/'}: cannot write there ({e.strerror or e}); "
+                       "choose a writable folder with --out") from None
+    return out
+
+
+def _progress(enabled: bool, what: str) -> Any:
+    if not enabled:
+        return contextlib.nullcontext(None)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn(what), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True)
+
+
+def _updater(bar: Any) -> Callable[[int, int], None] | None:
+    if bar is None:
+        return None
+    task = bar.add_task("", total=None)
+    return lambda done, total: bar.update(task, completed=done, total=total)
+
+
+def _load_data(cfg: TrainConfig, progress: bool) -> tuple[Any, Any]:
+    with _progress(progress, "checking images") as bar:
+        ds = load_dataset(Path(cfg.data_dir), cfg.max_pixels, cfg.strict, on_progress=_updater(bar))
+        vds = None
+        if cfg.validation_dir:
+            vds = load_dataset(Path(cfg.validation_dir), cfg.max_pixels, cfg.strict, labels=ds.labels,
+                               on_progress=_updater(bar))
+    return ds, vds
+
+
+def _split(cfg: TrainConfig, ds: Any, vds: Any) -> tuple[Split, str]:
+    from edgeclf.train.split import given_split, make_split
+
+    if vds is not None:
+        plan = given_split(ds.items, vds.items, str(vds.root))
+    else:
+        plan = make_split(ds.items, ds.labels, cfg.validation_split, cfg.seed, cfg.split, cfg.group_pattern)
+    return plan.split, plan.why
+
+
+def _size_order(cfg: TrainConfig) -> list[int]:
+    """Smallest first when weights carry over between sizes (the larger size then starts from them)."""
+    if get_arch(cfg.arch).size_agnostic and cfg.warm_start:
+        return sorted(cfg.sizes)
+    return list(cfg.sizes)
+
+
+def _train_sizes(cfg: TrainConfig, run: RunDir, labels: tuple[str, ...], split: Split,
+                 progress: bool) -> dict[int, dict[str, Any]]:
+    import tensorflow as tf
+
+    from edgeclf.train.distribute import resolve_strategy
+    from edgeclf.train.fit import SizeJob, train_size
+
+    if cfg.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    strategy = resolve_strategy(cfg.strategy)
+    root = Path(cfg.data_dir)
+    vroot = Path(split.val_dir) if split.val_dir else root
+    train = tuple((str(root / p), y) for p, y in split.train)
+    val = tuple((str(vroot / p), y) for p, y in split.val)
+    results: dict[int, dict[str, Any]] = {}
+    warm: Path | None = None
+    for size in _size_order(cfg):
+        state = train_size(SizeJob(size, cfg, labels, train, val, run, warm), strategy, progress)
+        results[size] = state.result
+        log.info("%d px: held-out accuracy %.4f (best epoch %s of %d, %s)", size, state.result["accuracy"],
+                 state.result["best_epoch"], state.result["epochs_run"], state.result["stopped"])
+        if get_arch(cfg.arch).size_agnostic and cfg.warm_start:
+            warm = run.model_path(size)
+    return results
+
+
+def _finish(cfg: TrainConfig, run: RunDir, labels: tuple[str, ...], split: Split, why: str,
+            results: dict[int, dict[str, Any]]) -> None:
+    from edgeclf.train.callbacks import read_state
+    from edgeclf.train.fit import state_dir
+    from edgeclf.train.report import plot_confusion, plot_curves
+
+    sizes = list(cfg.sizes)
+    metrics = {"arch": cfg.arch, "labels": list(labels),
+               "split": {"strategy": split.strategy, "why": why, "train": len(split.train), "val": len(split.val)},
+               "sizes": {str(s): results[s] for s in sizes}}
+    write_json(run.path / "metrics.json", metrics)
+    histories = {s: list(read_state(state_dir(run, s) / "state.json", s).history) for s in sizes}
+    plot_curves(histories, run.path / "curves.png", f"{cfg.arch} on {Path(cfg.data_dir).name} ({split.strategy} split)")
+    plot_confusion({s: results[s] for s in sizes}, labels, run.path / "confusion.png")
+    task = "binary" if len(labels) == 2 else "multiclass"
+    models = {s: RunModel(s, run.model_path(s).relative_to(run.path).as_posix(), PreprocessSpec(s, s)) for s in sizes}
+    extra = {"split": split.strategy, "seed": cfg.seed,
+             "held_out_accuracy": {str(s): results[s]["accuracy"] for s in sizes}}
+    run.write_info(RunInfo(labels, task, cfg.arch, cfg.data_dir, models, extra))
+
+
+def _result(cfg: TrainConfig, run: RunDir, labels: tuple[str, ...], split: Split, why: str,
+            results: dict[int, dict[str, Any]], skipped: int, t0: float) -> TrainResult:
+    return TrainResult(run.path, cfg.arch, labels, why, len(split.train), len(split.val),
+                       {s: results[s] for s in cfg.sizes}, skipped, time.perf_counter() - t0)
+
+
+def _write_data_files(run: RunDir, ds: Any, vds: Any, split: Split, why: str) -> None:
+    report = {**ds.report(), "split": why}
+    if vds is not None:
+        report["validation"] = vds.report()
+    write_json(run.path / REPORT_FILE, report)
+    write_text(run.path / "labels.txt", "\n".join(ds.labels) + "\n")
+    run.write_split(split)
+
+
+def train(cfg: TrainConfig, progress: bool = False) -> TrainResult:
+    """Train a new run; see the module docstring."""
+    t0 = time.perf_counter()
+    cfg = cfg.with_(data_dir=str(Path(cfg.data_dir).resolve()),
+                    validation_dir=str(Path(cfg.validation_dir).resolve()) if cfg.validation_dir else None)
+    out = _prepare_out(cfg)
+    cfg = cfg.with_(out=str(out))
+    run = RunDir(out)
+    ds, vds = _load_data(cfg, progress)
+    split, why = _split(cfg, ds, vds)
+    log.info("%s: %d classes %s, %d images (%d train, %d held out); %s", cfg.data_dir, len(ds.labels),
+             list(ds.labels), len(ds.items), len(split.train), len(split.val), why)
+    _write_data_files(run, ds, vds, split, why)
+    skipped = len(ds.bad) + (len(vds.bad) if vds is not None else 0)
+    results = _train_sizes(cfg, run, ds.labels, split, progress)
+    _finish(cfg, run, ds.labels, split, why, results)
+    return _result(cfg, run, ds.labels, split, why, results, skipped, t0)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text("utf-8"))
+    except FileNotFoundError:
+        raise RunError(f"{path.parent}: no {path.name}; this is not a run `edgeclf train` started") from None
+    except ValueError as e:
+        raise RunError(f"{path}: damaged ({e}); start a new run") from None
+
+
+def resume(run_dir: Path, progress: bool = False) -> TrainResult:
+    """Continue a killed run with its saved config and split; finished sizes are not trained again."""
+    t0 = time.perf_counter()
+    run_dir = Path(run_dir).resolve()
+    if not run_dir.is_dir():
+        raise RunError(f"--resume {run_dir}: no such run directory")
+    cfg = TrainConfig.from_dict(_read_json(run_dir / CONFIG_FILE)).with_(out=str(run_dir))
+    run = RunDir(run_dir)
+    if not (run_dir / "split.json").exists():
+        log.info("%s: stopped before the split was saved; checking the data again", run_dir)
+        for f in (REPORT_FILE, "labels.txt"):
+            (run_dir / f).unlink(missing_ok=True)
+        ds, vds = _load_data(cfg, progress)
+        split, why = _split(cfg, ds, vds)
+        _write_data_files(run, ds, vds, split, why)
+    split = run.read_split()
+    report = _read_json(run_dir / REPORT_FILE)
+    why, labels = report.get("split", split.strategy), tuple(report["labels"])
+    vroot = Path(split.val_dir or cfg.data_dir)
+    for f in [Path(cfg.data_dir) / p for p, _ in split.train] + [vroot / p for p, _ in split.val]:
+        if not f.is_file():
+            raise DataError(f"{f}: listed in {run_dir / 'split.json'} but gone; restore the data or train anew")
+    if (run_dir / RUN_FILE).exists():
+        log.info("%s is complete; nothing to resume", run_dir)
+    else:
+        log.info("resuming %s (%s, sizes %s)", run_dir, cfg.arch, list(cfg.sizes))
+    results = _train_sizes(cfg, run, labels, split, progress)
+    if not (run_dir / RUN_FILE).exists():
+        _finish(cfg, run, labels, split, why, results)
+    skipped = len(report.get("bad", [])) + len(report.get("validation", {}).get("bad", []))
+    return _result(cfg, run, labels, split, why, results, skipped, t0)
