@@ -18,10 +18,11 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from edgeclf.bundle import Bundle, Manifest, load_bundle
+from edgeclf.bundle import Bundle, load_bundle
 from edgeclf.edge.bench_macs import count_macs
-from edgeclf.edge.preprocess import Preprocessor
+from edgeclf.edge.model import Classifier
 from edgeclf.edge.runtime import Runtime
+from edgeclf.errors import EdgeclfError
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ class Job:
 @dataclass
 class _Variant:
     bundle: Bundle
-    interpreters: dict[int, Any] = field(default_factory=dict)
+    interpreters: dict[int, Classifier] = field(default_factory=dict)
     load_ms: list[float] = field(default_factory=list)
     invoke_p50: dict[int, list[float]] = field(default_factory=dict)
     invoke_p95: dict[int, list[float]] = field(default_factory=dict)
@@ -68,23 +69,11 @@ class _Variant:
     error: str = ""
 
 
-def output_scores(raw: np.ndarray, m: Manifest) -> np.ndarray:
-    """The model output as real probabilities (dequantized when the output tensor is integer)."""
-    out = raw.reshape(-1)
-    if m.output.quantized:
-        return (out.astype(np.float32) - m.output.zero_point) * np.float32(m.output.scale)
-    return out.astype(np.float32)
-
-
 def decide(scores: np.ndarray, task: str) -> int:
-    """Label index: the sigmoid's 1 at >= 0.5 for a binary task, the arg-max otherwise."""
+    """Label index of a Keras output: the sigmoid's 1 at >= 0.5 for a binary task, the arg-max otherwise."""
     if task == "binary":
         return int(scores[0] >= 0.5)
     return int(np.argmax(scores))
-
-
-def _io(it: Any) -> tuple[int, int]:
-    return it.get_input_details()[0]["index"], it.get_output_details()[0]["index"]
 
 
 def _percentiles(samples_ms: Sequence[float]) -> tuple[float, float]:
@@ -118,63 +107,56 @@ def read_frames(files: Sequence[str], count: int) -> list[np.ndarray]:
 
 
 class _Timer:
-    """Invoke-only and end-to-end timing of one interpreter on one variant."""
+    """Invoke-only and end-to-end timing of one edge `Classifier` (the object `edgeclf camera` runs)."""
 
-    def __init__(self, it: Any, m: Manifest):
-        self.it, self.m = it, m
-        self.inp, self.out = _io(it)
-        self.pre = Preprocessor(m.preprocess, m.input)
+    def __init__(self, clf: Classifier):
+        self.clf = clf
 
     def warm(self, frames: Sequence[np.ndarray], n: int) -> None:
         for i in range(n):
-            self.frame(frames[i % len(frames)])
+            self.clf(frames[i % len(frames)])
 
     def invoke_ms(self, frame: np.ndarray, n: int) -> list[float]:
-        self.it.set_tensor(self.inp, self.pre(frame))
+        self.clf.preprocess(frame)
+        invoke = self.clf.invoke
         times = []
         for _ in range(n):
             t0 = time.perf_counter_ns()
-            self.it.invoke()
+            invoke()
             times.append((time.perf_counter_ns() - t0) / 1e6)
         return times
 
-    def frame(self, frame: np.ndarray) -> int:
-        """preprocess + invoke + postprocess: what the camera loop does per frame."""
-        self.it.set_tensor(self.inp, self.pre(frame))
-        self.it.invoke()
-        return decide(output_scores(self.it.get_tensor(self.out), self.m), self.m.task)
-
     def e2e_ms(self, frames: Sequence[np.ndarray], n: int) -> list[float]:
+        """preprocess + invoke + postprocess per frame: what the camera loop does between captures."""
+        clf = self.clf
         times = []
         for i in range(n):
             f = frames[i % len(frames)]
             t0 = time.perf_counter_ns()
-            self.frame(f)
+            clf(f)
             times.append((time.perf_counter_ns() - t0) / 1e6)
         return times
 
 
-def _load(rt: Runtime, path: str, threads: int) -> tuple[Bundle, Any, float]:
+def _load(rt: Runtime, path: str, threads: int) -> tuple[Classifier, float]:
+    """Verify the bundle and build its classifier as the edge does; the time it took in ms."""
     t0 = time.perf_counter()
-    b = load_bundle(path)
-    it = rt.interpreter_class(model_content=b.model_bytes, num_threads=threads)
-    it.allocate_tensors()
-    return b, it, (time.perf_counter() - t0) * 1e3
+    clf = Classifier(load_bundle(path), rt, threads)
+    return clf, (time.perf_counter() - t0) * 1e3
 
 
-def _accuracy(it: Any, m: Manifest, images: Sequence[tuple[np.ndarray, str]]) -> tuple[float | None, list[int]]:
-    timer = _Timer(it, m)
-    decisions = [timer.frame(img) for img, _ in images]
-    known = [(d, m.labels.index(t)) for d, (_, t) in zip(decisions, images) if t in m.labels]
-    if not known or len(known) < len(images):
+def _accuracy(clf: Classifier, images: Sequence[tuple[np.ndarray, str]]) -> tuple[float | None, list[int]]:
+    """Top-1 accuracy of the edge's answer (arg-max of its probabilities) and each image's label index."""
+    labels = clf.manifest.labels
+    decisions = [int(np.argmax(clf(img))) for img, _ in images]
+    if not images or any(t not in labels for _, t in images):
         return None, decisions
-    return float(np.mean([d == t for d, t in known])), decisions
+    return float(np.mean([d == labels.index(t) for d, (_, t) in zip(decisions, images)])), decisions
 
 
 def measure(job: Job, rt: Runtime, tick: Tick = lambda _: None) -> list[dict[str, Any]]:
     """Rows (one per bundle and thread count) for every bundle of `job` on runtime `rt`."""
     from edgeclf.edge.bench_probe import probe
-    from edgeclf.errors import EdgeclfError
     from edgeclf.imageio import read_bgr
 
     top = max(job.threads)
@@ -184,13 +166,13 @@ def measure(job: Job, rt: Runtime, tick: Tick = lambda _: None) -> list[dict[str
         v = _Variant(load_bundle(path))  # a damaged bundle is an error, not a row
         try:
             for t in job.threads:
-                v.interpreters[t] = _load(rt, path, t)[1]
-        except (ValueError, RuntimeError) as e:  # the runtime cannot build this model (op versions)
+                v.interpreters[t] = _load(rt, path, t)[0]
+        except EdgeclfError as e:  # e.g. an op version this runtime lacks: a row that says so
             v.interpreters.clear()
             v.error = "does not load: " + _short(e)
             log.warning("%s on %s: %s", Path(path).name, rt.name, v.error)
         variants.append(v)
-    timers = {(id(v), t): _Timer(v.interpreters[t], v.bundle.manifest) for v in variants for t in v.interpreters}
+    timers = {(id(v), t): _Timer(v.interpreters[t]) for v in variants for t in v.interpreters}
     for timer in timers.values():
         timer.warm(frames, job.warmup)
 
@@ -199,7 +181,7 @@ def measure(job: Job, rt: Runtime, tick: Tick = lambda _: None) -> list[dict[str
             name = v.bundle.path.name
             tick(f"{rt.name}: {name} load ({r + 1}/{job.repeats})")
             if not v.error:
-                v.load_ms.append(_load(rt, str(v.bundle.path), top)[2])
+                v.load_ms.append(_load(rt, str(v.bundle.path), top)[1])
             for t in job.threads:
                 tick(f"{rt.name}: {name} x{t} ({r + 1}/{job.repeats})")
                 if v.error:
@@ -220,8 +202,8 @@ def measure(job: Job, rt: Runtime, tick: Tick = lambda _: None) -> list[dict[str
         tick(f"{rt.name}: {name} accuracy")
         acc, decisions, macs = None, [], None
         if not v.error:
-            acc, decisions = _accuracy(v.interpreters[top], m, images) if images else (None, [])
-            macs = count_macs(v.interpreters[top])
+            acc, decisions = _accuracy(v.interpreters[top], images)
+            macs = count_macs(v.interpreters[top].interpreter)
         rss_mb = first_s = None
         if job.rss:
             tick(f"{rt.name}: {name} memory")

@@ -95,29 +95,20 @@ def _child(argv: list[str] | None = None) -> None:
 
     import numpy as np
 
-    from edgeclf.bundle import load_bundle
-    from edgeclf.edge.bench_measure import decide, output_scores
-    from edgeclf.edge.preprocess import Preprocessor
-    from edgeclf.edge.runtime import find_runtime
+    from edgeclf.edge.model import Classifier
+    from edgeclf.edge.postprocess import answer
     from edgeclf.imageio import read_bgr
 
-    b = load_bundle(a.bundle)
-    rt = find_runtime(a.runtime)
-    it = rt.interpreter_class(model_content=b.model_bytes, num_threads=a.threads)
-    it.allocate_tensors()
-    inp, outp = it.get_input_details()[0]["index"], it.get_output_details()[0]["index"]
-    pre = Preprocessor(b.manifest.preprocess, b.manifest.input)
+    clf = Classifier.load(a.bundle, a.runtime, a.threads)  # verify, probe (cached), build, check tensors
     frame = read_bgr(a.image) if a.image else np.full((480, 640, 3), 128, np.uint8)
     first = None
-    label = None
+    label = ""
     for _ in range(max(1, a.frames)):
-        it.set_tensor(inp, pre(frame))
-        it.invoke()
-        label = decide(output_scores(it.get_tensor(outp), b.manifest), b.manifest.task)
+        label = answer(clf(frame), clf.labels, 0.0)[0]
         if first is None:
             first = time.monotonic()
     print(json.dumps({"first_frame_monotonic": first, "vm_hwm_kb": vm_hwm_kb(),
-                      "label": b.manifest.labels[label], "runtime": rt.name}), flush=True)
+                      "label": label, "runtime": clf.runtime.name}), flush=True)
 
 
 if __name__ == "__main__":
