@@ -1,0 +1,138 @@
+"""Edge frame cost: what `edgeclf camera` spends per frame, against the bare interpreter and against Keras.
+
+For each bundle of a run, on a video clip of held-out images (mp4, decoded by OpenCV): the camera loop
+itself (`edgeclf.edge.loop.run_camera`, the code behind `edgeclf camera BUNDLE --source clip.mp4`, with its
+per-stage timers) against the bare `invoke()` of the same interpreter, in the same process, same rounds.
+Two ratios: the whole per-frame cost (capture: reading and decoding the video frame, preprocess, invoke,
+postprocess, output) and the model pipeline alone (preprocess + invoke + postprocess). Then the Keras
+model of the same size doing what a course graduate writes first, `model.predict(frame[None])`, against
+the camera's per-frame cost on each int8 bundle.
+
+Goals (issue 6): camera per frame <= 1.15x bare invoke; int8 @150 >= 20x faster than Keras predict.
+Rounds are interleaved across variants (--repeats); medians over rounds of the per-round medians.
+
+    .venv/bin/python benchmarks/edge_frame_cost.py [--run RUN] [--frames 120] [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import _common as c
+
+FRAME_GOAL = 1.15
+KERAS_GOAL = 20.0
+
+
+def camera_round(clf: Any, clip: Path, frames: int) -> dict[str, float]:
+    """One pass of the real camera loop over the clip; per-stage p50 in ms."""
+    from edgeclf.edge.events import EventWriter
+    from edgeclf.edge.loop import CameraConfig, run_camera
+
+    with open(os.devnull, "w") as sink:
+        summary = run_camera(clf.bundle.path, CameraConfig(source=str(clip), max_frames=frames),
+                             events=EventWriter(stream=sink), classifier=clf)
+    st = summary["stages_ms"]
+    return {"total": st["total"]["p50"], "capture": st["capture"]["p50"], "output": st["output"]["p50"],
+            "model": st["preprocess"]["p50"] + st["invoke"]["p50"] + st["postprocess"]["p50"],
+            "loop_invoke": st["invoke"]["p50"], "frames": summary["frames"]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = c.parser(__doc__)
+    c.add_run_args(p)
+    p.add_argument("--bundle", action="append", default=None, help="bundle name(s) in the run (default: all)")
+    p.add_argument("--frames", type=int, default=120, help="frames per round (default 120)")
+    p.add_argument("--repeats", type=int, default=5, help="rounds; medians over them (default 5)")
+    p.add_argument("--threads", type=int, default=None, help="interpreter threads (default: all cores)")
+    p.add_argument("--keras-calls", type=int, default=30, help="model.predict calls per round (default 30)")
+    p.add_argument("--no-keras", action="store_true", help="skip the Keras comparison")
+    a = p.parse_args(argv)
+    c.quiet_tensorflow()
+
+    import cv2
+
+    from edgeclf.demo import make_clip
+    from edgeclf.edge.model import Classifier
+
+    run = c.ensure_run(a.run, a.data)
+    m = c.print_machine(f"edge frame cost: {run}")
+    names = a.bundle or list(c.bundles_of(run))
+    clfs = {n: Classifier.load(run / "bundles" / n, threads=a.threads) for n in names}
+    tmp = tempfile.TemporaryDirectory()
+    clip = make_clip(run, Path(tmp.name) / "clip.mp4", max_images=max(1, a.frames // 3 + 1))
+    cap = cv2.VideoCapture(str(clip))
+    ok, first = cap.read()
+    cap.release()
+    if not ok:
+        raise SystemExit(f"{clip}: OpenCV decoded no frame (no mp4 support in this OpenCV build?)")
+    print(f"clip: {first.shape[1]}x{first.shape[0]} mp4 of held-out images, {a.frames} frames per round; "
+          f"{next(iter(clfs.values())).threads} interpreter threads", flush=True)
+
+    invoke: dict[str, list[float]] = {n: [] for n in names}
+    cam: dict[str, list[dict[str, float]]] = {n: [] for n in names}
+    for clf in clfs.values():
+        camera_round(clf, clip, 10)  # warm-up
+    for _ in range(a.repeats):
+        for n, clf in clfs.items():
+            cam[n].append(camera_round(clf, clip, a.frames))
+            clf.preprocess(first)
+            invoke[n].append(c.median(c.timed(clf.invoke, a.frames, warmup=2)))
+    tmp.cleanup()
+
+    rows, results = [], {}
+    frame_ms: dict[str, float] = {}
+    for n in names:
+        inv = c.median(invoke[n])
+        st = {k: c.median(r[k] for r in cam[n]) for k in ("total", "capture", "model", "output")}
+        ratio, model_ratio = st["total"] / inv, st["model"] / inv
+        frame_ms[n] = st["total"]
+        results[n] = {"invoke_ms": inv, "camera_ms": st, "ratio": ratio, "model_ratio": model_ratio,
+                      "goal": ratio <= FRAME_GOAL}
+        rows.append([n, inv, st["capture"], st["model"], st["output"], st["total"], f"{model_ratio:.2f}×",
+                     f"{ratio:.2f}×", c.goal(ratio <= FRAME_GOAL)])
+    c.table(["bundle", "bare invoke ms", "capture ms", "pre+invoke+post ms", "output ms", "camera ms/frame",
+             "model / invoke", "camera / invoke", f"≤ {FRAME_GOAL}×"], rows,
+            title=f"`edgeclf camera` on an mp4 vs bare invoke (p50s; medians of {a.repeats} rounds)")
+
+    keras = {}
+    if not a.no_keras:
+        keras = keras_comparison(run, names, frame_ms, first, a.keras_calls, a.repeats)
+    c.save(a.json, {"machine": m, "run": str(run), "bundles": results, "keras": keras})
+    return 0
+
+
+def keras_comparison(run: Path, names: list[str], frame_ms: dict[str, float], frame: Any, calls: int,
+                     repeats: int) -> dict:
+    """model.predict on one frame (Keras, same size) vs the camera's per-frame cost on each int8 bundle."""
+    from edgeclf.bundle import TensorSpec, read_manifest
+    from edgeclf.convert.export import load_keras
+    from edgeclf.edge.preprocess import Preprocessor
+    from edgeclf.rundir import RunDir
+
+    info = RunDir(run).read_info()
+    rows, out = [], {}
+    for n in names:
+        man = read_manifest(run / "bundles" / n)
+        size = man.preprocess.height
+        if man.input.dtype not in ("int8", "uint8") or size not in info.models:
+            continue
+        model = load_keras(run / info.models[size].file)
+        x = Preprocessor(info.models[size].preprocess, TensorSpec("float32"))(frame).copy()
+        times = [c.median(c.timed(lambda: model.predict(x, verbose=0), calls, warmup=3)) for _ in range(repeats)]
+        kp, fr = c.median(times), frame_ms[n]
+        speedup = kp / fr
+        out[n] = {"keras_predict_ms": kp, "frame_ms": fr, "speedup": speedup, "goal": speedup >= KERAS_GOAL}
+        rows.append([n, f"models/{size}.keras", kp, fr, f"{speedup:.1f}×", c.goal(speedup >= KERAS_GOAL)])
+    if rows:
+        c.table(["bundle", "Keras model", "model.predict ms (1 frame)", "camera ms/frame", "speed-up",
+                 f"≥ {KERAS_GOAL:.0f}×"], rows, title="Keras model.predict on one frame vs `edgeclf camera` on int8")
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(main())
