@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
 import threading
 import time
@@ -55,7 +56,9 @@ class CameraConfig:
     max_clients: int = 4
     max_frames: int = 0
     stall_timeout: float = 5.0
+    reconnect_min: float = 0.5  # first wait before a reconnect; doubles up to reconnect_max
     reconnect_max: float = 30.0
+    serve_write_timeout: float = 5.0  # a preview client that reads nothing for this long is dropped
 
     def validate(self) -> None:
         """Refuse unusable flags before anything is loaded or opened."""
@@ -65,7 +68,7 @@ class CameraConfig:
             raise UsageError(f"--top-k {self.top_k}: expected 1 or more")
         if self.every < 0 or self.max_frames < 0:
             raise UsageError("--every and --max-frames: expected 0 (off) or more")
-        if self.stall_timeout < 0 or self.reconnect_max <= 0:
+        if self.stall_timeout < 0 or not 0 < self.reconnect_min <= self.reconnect_max:
             raise UsageError("--stall-timeout must be >= 0 (0: no watchdog) and --reconnect-max > 0")
         if self.max_clients < 1:
             raise UsageError(f"--max-clients {self.max_clients}: expected 1 or more")
@@ -75,6 +78,10 @@ class CameraConfig:
             check_bind(host, self.token)
         if self.save is not None:
             check_save_path(self.save)
+        if self.events is not None:
+            parent = self.events.parent
+            if parent.exists() and not os.access(parent, os.W_OK) or self.events.is_dir():
+                raise UsageError(f"--events {self.events}: cannot write there; pick a writable file path")
 
 
 @contextlib.contextmanager
@@ -108,19 +115,20 @@ def run_camera(bundle: str | Path, config: CameraConfig, *, events: EventWriter 
     config.validate()
     stop = stop or threading.Event()
     reason: dict[str, str] = {}
-    clf = classifier or Classifier.load(bundle, config.runtime, config.threads, config.crop)
-    own_events = events is None
-    ev = events or EventWriter(config.events)
     size = parse_size(config.size)
 
-    def on_skip(path: Path, why: str) -> None:
+    def on_skip(path: Path, why: str) -> None:  # only called while reading, after `ev` exists
         ev.emit("skipped", file=str(path), error=why)
 
     factory = source_factory or (lambda: make_source(config.source, size, on_skip))
-    first = factory()
+    first = factory()  # a source that cannot exist is refused before the model loads
+    clf = classifier or Classifier.load(bundle, config.runtime, config.threads, config.crop)
+    own_events = events is None
+    ev = events or EventWriter(config.events)
     feed: FileFeed | LiveFeed
     if first.live or config.realtime:
-        feed = LiveFeed(factory, ev.emit, config.stall_timeout, (0.5, config.reconnect_max), pace=not first.live)
+        backoff = (config.reconnect_min, config.reconnect_max)
+        feed = LiveFeed(factory, ev.emit, config.stall_timeout, backoff, pace=not first.live)
     else:
         feed = FileFeed(first)
     stats = RunStats()
@@ -144,7 +152,8 @@ def run_camera(bundle: str | Path, config: CameraConfig, *, events: EventWriter 
         server = None
         if config.serve is not None:
             host, port = parse_bind(config.serve)
-            server = PreviewServer(host, port, config.token, status, max_clients=config.max_clients)
+            server = PreviewServer(host, port, config.token, status, max_clients=config.max_clients,
+                                   write_timeout=config.serve_write_timeout)
             url = server.start()
             stack.callback(server.close)
             ev.emit("serving", url=url, token_required=bool(config.token))

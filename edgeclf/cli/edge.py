@@ -105,7 +105,11 @@ def camera(
     """Classify live frames from a camera, video, folder or stream; JSON events and a summary at exit."""
     from ..edge.loop import CameraConfig, run_camera
     from ..edge.postprocess import SmoothConfig
+    from ..edge.sources import quiet_opencv
     from ..edge.stats import format_summary
+
+    if not settings.verbose:
+        quiet_opencv()
 
     config = CameraConfig(
         source=source, size=size, runtime=runtime, threads=threads, realtime=realtime, crop=crop, top_k=top_k,
