@@ -83,26 +83,34 @@ def _loads(v: bool | None) -> str:
 
 
 def summary_rows(results: Sequence[VariantResult]) -> list[tuple[str, ...]]:
-    """variant, size KB, accuracy, delta vs Keras, agreement, loads on (litert, tflite-runtime 2.14), status."""
-    return [(r.name, f"{r.size_bytes / 1024:.1f}", f"{100 * r.metrics.accuracy:.2f}%", f"{r.metrics.delta_pp:+.2f} pp",
-             f"{100 * r.metrics.agreement:.2f}%", f"{_loads(r.loads_on(LITERT))} / {_loads(r.loads_on(RUNTIME_214))}",
+    """variant, size KB, accuracy, delta vs Keras, agreement, loads on ai-edge-litert, on tflite-runtime 2.14, status."""
+    return [(r.name, f"{r.size_bytes / 1024:.1f}", f"{100 * r.metrics.accuracy:.2f}%", f"{r.metrics.delta_pp:+.2f}",
+             f"{100 * r.metrics.agreement:.2f}%", _loads(r.loads_on(LITERT)), _loads(r.loads_on(RUNTIME_214)),
              r.status if r.status != ALLOWED else "over max-drop (kept)") for r in results]
 
 
-SUMMARY_HEADER = ("variant", "size (KB)", "accuracy", "Δ vs Keras", "agreement",
-                  "loads on (ai-edge-litert / tflite-runtime 2.14)", "status")
+SUMMARY_HEADER = ("variant", "size KB", "accuracy", "Δ pp", "agreement", "litert", "tflite 2.14", "status")
+SUMMARY_CAPTION = ("Δ pp: accuracy minus the Keras model's, percentage points; agreement: same decision as Keras; "
+                   "loads on litert = ai-edge-litert (run here), tflite 2.14 = tflite-runtime 2.14")
 
 
 def summary_table(results: Sequence[VariantResult], title: str = "") -> Any:
     """A rich Table of `summary_rows` (built here, printed by the CLI)."""
     from rich.table import Table
 
-    t = Table(title=title or None, title_justify="left")
+    t = Table(title=title or None, title_justify="left", caption=SUMMARY_CAPTION, caption_justify="left")
     for i, h in enumerate(SUMMARY_HEADER):
-        t.add_column(h, justify="right" if 0 < i < 5 else "left")
+        t.add_column(h, justify="right" if 0 < i < 5 else "left", no_wrap=i in (0, 3, 7))
     for row in summary_rows(results):
         t.add_row(*row)
     return t
+
+
+def summary_markdown(results: Sequence[VariantResult]) -> str:
+    """The same table as Markdown (for a README)."""
+    lines = ["| " + " | ".join(SUMMARY_HEADER) + " |", "|" + "---|" * len(SUMMARY_HEADER)]
+    lines += ["| " + " | ".join(row) + " |" for row in summary_rows(results)]
+    return "\n".join(lines) + "\n"
 
 
 def tflite_runtime_advice(results: Sequence[VariantResult]) -> list[str]:

@@ -186,3 +186,19 @@ def test_calibration_sample_is_stratified() -> None:
     assert labels.count(0) == 30 and labels.count(1) == 10
     assert calibration_sample(items, 40) == picked  # deterministic
     assert calibration_sample(items[:5], 40) == items[:5]
+
+
+def test_converter_noise_is_hidden_unless_verbose(tiny_run: Path) -> None:
+    import subprocess
+    import sys
+
+    from .conftest import REPO
+
+    cmd = [sys.executable, "-m", "edgeclf", "convert", str(tiny_run), "--quantize", "--size", "24", "--calibration", "10"]
+    quiet = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert quiet.returncode == 0, quiet.stderr
+    noise = ("fully_quantize", "XNNPACK", "W0000", "I0000", "absl")
+    assert not [n for n in noise if n in quiet.stderr + quiet.stdout], quiet.stderr
+    assert "24-int8" in quiet.stdout and "variants.json" in quiet.stdout
+    loud = subprocess.run(cmd[:3] + ["-v"] + cmd[3:], capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert loud.returncode == 0 and any(n in loud.stderr for n in noise), loud.stderr
