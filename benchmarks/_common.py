@@ -57,8 +57,12 @@ def _edgeclf(*args: str) -> None:
         raise SystemExit(f"`edgeclf {' '.join(args)}` failed; see above")
 
 
-def ensure_run(run: Path | None, data: str | None, quantize: Sequence[str] = ("float32", "int8")) -> Path:
-    """The run to measure: --run, else runs/bench (trained with defaults and converted when missing)."""
+QUANTIZATIONS = ("float32", "float16", "dynamic", "int8")
+
+
+def ensure_run(run: Path | None, data: str | None, quantize: Sequence[str] = QUANTIZATIONS) -> Path:
+    """The run to measure: --run, else runs/bench (trained with `edgeclf train` defaults and converted to
+    every quantization kind, gate or not, when missing)."""
     if run is not None:
         if not (run / "run.json").is_file():
             raise SystemExit(f"--run {run}: not a run directory (no run.json); expected runs/train-N")
@@ -70,7 +74,7 @@ def ensure_run(run: Path | None, data: str | None, quantize: Sequence[str] = ("f
     have = {p.name for p in (run / "bundles").glob("*") if (p / "manifest.json").is_file()}
     want = [q for q in quantize if not any(name.endswith("-" + q) for name in have)]
     if want:
-        _edgeclf("convert", str(run), *[a for q in want for a in ("--quantize", q)])
+        _edgeclf("convert", str(run), "--allow-drop", *[a for q in want for a in ("--quantize", q)])
     return run
 
 

@@ -177,3 +177,33 @@ def test_bench_bad_target_is_one_line(tmp_path: Path) -> None:
     assert r.exit_code != 0 and "holds no bundle" in r.output and "Traceback" not in r.output
     r = runner.invoke(app, ["bench", str(tmp_path), "--repeats", "0"])
     assert r.exit_code == 2 and "--repeats 0" in r.output
+
+
+def _script(name: str, *args: str, tmp: Path) -> dict:
+    from .conftest import REPO
+
+    out = tmp / f"{name}.json"
+    r = subprocess.run([sys.executable, str(REPO / "benchmarks" / f"{name}.py"), *args, "--json", str(out)],
+                       capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "cores" in r.stdout and "|" in r.stdout  # the machine line and a table
+    return json.loads(out.read_text())
+
+
+def test_quantization_script_compares_int8_with_float32(tiny_run: Path, tmp_path: Path) -> None:
+    res = _script("quantization", "--run", str(tiny_run), tmp=tmp_path)
+    v = res["variants"]["32-int8"]
+    sizes = {q: (tiny_run / "bundles" / f"32-{q}" / "model.tflite").stat().st_size for q in ("int8", "float32")}
+    assert v["size_ratio"] == pytest.approx(sizes["int8"] / sizes["float32"], rel=1e-6)
+    assert v["delta_pp"] == pytest.approx(100 * (v["accuracy"] - v["float32_accuracy"]))
+    assert v["agreement_src"] == "keras" and 0.0 <= v["agreement"] <= 1.0 and res["n_eval"] == 6
+
+
+def test_edge_frame_cost_script_runs_the_camera_loop(tiny_run: Path, tmp_path: Path) -> None:
+    res = _script("edge_frame_cost", "--run", str(tiny_run), "--frames", "6", "--repeats", "1", "--no-keras",
+                  tmp=tmp_path)
+    assert set(res["bundles"]) == {"32-float32", "32-int8"}
+    for b in res["bundles"].values():
+        cam = b["camera_ms"]
+        assert b["invoke_ms"] > 0 and cam["total"] > 0 and cam["model"] > 0
+        assert b["ratio"] == pytest.approx(cam["total"] / b["invoke_ms"])
