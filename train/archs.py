@@ -22,6 +22,7 @@ class Arch:
     summary: str
     build: Callable[[Any, int], Any]  # (inputs tensor, n_outputs) -> outputs tensor, softmax/sigmoid applied
     size_agnostic: bool  # True when the weights do not depend on the input size (GAP head)
+    min_size: int = 32  # smallest input side the layers can take
 
 
 def _head(x: Any, n_classes: int) -> Any:
@@ -113,7 +114,7 @@ def _edge_sep(widths: tuple[int, ...], dropout: float = 0.3) -> Callable[[Any, i
 
 ARCHS: dict[str, Arch] = {a.name: a for a in (
     Arch("seed", "course week 4 seed: 2x Conv64 + MaxPool, Flatten, Dense128", _seed, False),
-    Arch("course", "course notebook: Conv 16-32-64-64-64 + MaxPool, Flatten, Dense512", _course, False),
+    Arch("course", "course notebook: Conv 16-32-64-64-64 + MaxPool, Flatten, Dense512", _course, False, 96),
     Arch("edge", "stride-2 stem + conv-BN blocks 16-32-64-128-128, GAP", _edge((16, 32, 64, 128, 128)), True),
     Arch("edge-s", "stride-2 stem + conv-BN blocks 8-16-32-64-64, GAP", _edge((8, 16, 32, 64, 64)), True),
     Arch("edge-sep", "conv stem + depthwise-separable blocks 16-32-64-128-256, GAP", _edge_sep((16, 32, 64, 128, 256)), True),
@@ -132,6 +133,8 @@ def build_model(name: str, size: int, n_classes: int) -> Any:
     import keras
 
     arch = get_arch(name)
+    if size < arch.min_size:
+        raise UsageError(f"--arch {name} needs inputs of at least {arch.min_size}x{arch.min_size}, got --size {size}")
     if n_classes < 2:
         raise UsageError(f"a classifier needs at least 2 classes, got {n_classes}")
     inputs = keras.Input((size, size, 3), dtype="float32", name="image")

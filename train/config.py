@@ -44,6 +44,9 @@ class TrainConfig:
             raise UsageError(f"--arch {self.arch!r} is not known; expected one of {', '.join(ARCHS)}")
         if not self.sizes or any(not 32 <= s <= 1024 for s in self.sizes) or len(set(self.sizes)) != len(self.sizes):
             raise UsageError(f"--size {list(self.sizes)}: expected distinct sizes between 32 and 1024 (e.g. --size 300 --size 150)")
+        small = [s for s in self.sizes if s < ARCHS[self.arch].min_size]
+        if small:
+            raise UsageError(f"--arch {self.arch} needs --size of at least {ARCHS[self.arch].min_size}, got {small}")
         if not 0.0 < self.validation_split < 1.0:
             raise UsageError(f"--validation-split {self.validation_split} must be between 0 and 1 (e.g. 0.2)")
         if self.split not in SPLIT_MODES:
