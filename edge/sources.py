@@ -87,7 +87,12 @@ def quiet_opencv() -> None:
 def _picamera_module_available() -> bool:
     import importlib.util
 
-    return importlib.util.find_spec("picamera2") is not None
+    if "picamera2" in sys.modules:
+        return sys.modules["picamera2"] is not None
+    try:
+        return importlib.util.find_spec("picamera2") is not None
+    except (ImportError, ValueError):
+        return False
 
 
 class VideoCaptureSource(FrameSource):
