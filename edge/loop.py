@@ -137,8 +137,13 @@ def run_camera(bundle: str | Path, config: CameraConfig, *, events: EventWriter 
     extra = {"bundle": str(clf.bundle.path), "runtime": f"{clf.runtime.name} {clf.runtime.version}",
              "threads": clf.threads, "source": config.source}
 
+    server: PreviewServer | None = None
+
     def status() -> dict[str, Any]:
-        return {**summary_dict(stats, feed.stats, extra), "last": dict(state)}
+        out = {**summary_dict(stats, feed.stats, extra), "last": dict(state)}
+        if server is not None:
+            out["serve"] = dict(server.stats)
+        return out
 
     with contextlib.ExitStack() as stack:
         if own_events:
@@ -149,7 +154,6 @@ def run_camera(bundle: str | Path, config: CameraConfig, *, events: EventWriter 
         else:
             feed.start()
         stack.callback(feed.close)
-        server = None
         if config.serve is not None:
             host, port = parse_bind(config.serve)
             server = PreviewServer(host, port, config.token, status, max_clients=config.max_clients,

@@ -27,6 +27,8 @@ from edgeclf.errors import UsageError
 
 log = logging.getLogger(__name__)
 
+SEND_BUFFER = 256 * 1024
+
 PAGE = b"""<!doctype html><html><head><meta charset="utf-8"><title>edgeclf</title></head>
 <body style="background:#111;color:#eee;font-family:sans-serif"><img id="v" style="max-width:100%">
 <pre id="s"></pre><script>
@@ -148,6 +150,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(503, b'{"error": "too many preview clients"}\n', "application/json")
             return
         try:
+            # A small send buffer: a client that stops reading is noticed (and dropped) after a frame or two,
+            # and the kernel holds little memory for it.
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
             self.send_response(200)
             self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
             self.send_header("Cache-Control", "no-store")
