@@ -2,8 +2,9 @@
 
 `Smoother` keeps the last N probability vectors (moving average) or top-1 votes (majority) in fixed
 buffers and decides a *stable* label with hysteresis: the label changes only when another class leads the
-current one by `hysteresis` in the smoothed scores, and a class is entered at `threshold` but only left
-(to "uncertain") below `threshold - hysteresis`. So a score wobbling around a boundary does not flicker.
+current one by more than `hysteresis` in the smoothed scores (a tie keeps it), and a class is entered at
+`threshold` but only left (to "uncertain") below `threshold - hysteresis`. So a score wobbling around a
+boundary does not flicker.
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ class Smoother:
         if cur >= 0:
             if s[cur] < c.threshold - c.hysteresis:  # the current class faded out
                 new = best if best != cur and s[best] >= c.threshold else -1
-            elif best != cur and s[best] >= c.threshold and s[best] >= s[cur] + c.hysteresis:
+            elif best != cur and s[best] >= c.threshold and s[best] > s[cur] + c.hysteresis:
                 new = best
             else:
                 new = cur
