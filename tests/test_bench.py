@@ -26,8 +26,9 @@ from .conftest import write_color_folders
 
 SIZE = 32
 LABELS = ("blue", "red")
-# Conv2D(4, 3x3) on 32x32x3 -> 30x30x4, DepthwiseConv2D(3x3) -> 28x28x4, pool -> 14x14x4, Dense(1)
-EXPECTED_MACS = 30 * 30 * 4 * 3 * 3 * 3 + 28 * 28 * 4 * 3 * 3 + 14 * 14 * 4 * 1
+QUANTS = ("float32", "dynamic", "int8")
+# Conv2D(4, 3x3) on 32x32x3 -> 30x30x4, DepthwiseConv2D(3x3) -> 28x28x4, pool -> 14x14x4, Dense(8), Dense(1)
+EXPECTED_MACS = 30 * 30 * 4 * 3 * 3 * 3 + 28 * 28 * 4 * 3 * 3 + 14 * 14 * 4 * 8 + 8 * 1
 
 runner = CliRunner()
 
@@ -41,6 +42,7 @@ def _tiny_model():
         keras.layers.DepthwiseConv2D(3, activation="relu"),
         keras.layers.MaxPooling2D(2),
         keras.layers.Flatten(),
+        keras.layers.Dense(8, activation="relu"),  # 6272 weights: enough for dynamic-range quantization
         keras.layers.Dense(1, activation="sigmoid"),
     ])
 
@@ -49,6 +51,8 @@ def _convert(model, quant: str, rep: np.ndarray) -> bytes:
     import tensorflow as tf
 
     conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    if quant == "dynamic":
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
     if quant == "int8":
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
         conv.representative_dataset = lambda: ([rep[i:i + 1]] for i in range(len(rep)))
@@ -90,7 +94,7 @@ def make_tiny_run(root: Path) -> Path:
     model.save(run.model_path(SIZE))
     run.write_info(RunInfo(LABELS, "binary", "tiny", str(data), {SIZE: RunModel(SIZE, f"models/{SIZE}.keras", spec)}))
     run.write_split(Split("group", train, val))
-    for quant in ("float32", "int8"):
+    for quant in QUANTS:
         tfl = _convert(model, quant, x[:16])
         it = Interpreter(model_content=tfl)
         manifest = Manifest(labels=LABELS, task="binary", positive_label=LABELS[1], preprocess=spec,
@@ -114,15 +118,15 @@ def _rows(path: Path) -> list[dict[str, str]]:
 def test_bench_run_writes_table_csv_md_png(tiny_run: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     r = runner.invoke(app, ["bench", str(tiny_run), "--repeats", "2", "--warmup", "1", "--frames", "4",
-                            "--threads", "1", "--threads", "2", "--out", str(out)])
+                            "--threads", "1", "--threads", "2", "--runtime", "ai-edge-litert", "--out", str(out)])
     assert r.exit_code == 0, r.output
-    assert "32-int8" in r.output and "32-float32" in r.output
+    assert all(f"32-{q}" in r.output for q in QUANTS)
     for name in ("bench.csv", "bench.md", "bench.json", "bench.png"):
         assert (out / name).stat().st_size > 0, name
     rows = _rows(out / "bench.csv")
     assert tuple(rows[0].keys()) == COLUMNS
-    assert len(rows) == 4  # 2 bundles x 2 thread counts on ai-edge-litert
-    assert {(x["variant"], x["threads"]) for x in rows} == {(v, t) for v in ("32-float32", "32-int8") for t in "12"}
+    assert len(rows) == 6  # 3 bundles x 2 thread counts on ai-edge-litert
+    assert {(x["variant"], x["threads"]) for x in rows} == {(f"32-{q}", t) for q in QUANTS for t in "12"}
     for x in rows:
         assert x["status"] == "ok" and x["runtime"] == "ai-edge-litert" and x["runtime_version"]
         size = (tiny_run / "bundles" / x["variant"] / "model.tflite").stat().st_size
@@ -159,7 +163,8 @@ def test_bench_one_bundle_without_run_uses_manifest_agreement(tiny_run: Path, tm
              "print('HEAVY', sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow','keras','matplotlib')));"
              "print('EXIT', r.exit_code)")
     out = subprocess.run([sys.executable, "-c", probe, "bench", str(bundle), "--repeats", "1", "--warmup", "0",
-                          "--frames", "2", "--threads", "1", "--no-plot", "--out", str(tmp_path / "o")],
+                          "--frames", "2", "--threads", "1", "--runtime", "ai-edge-litert", "--no-plot",
+                          "--out", str(tmp_path / "o")],
                          capture_output=True, text=True, timeout=300)
     assert "EXIT 0" in out.stdout, out.stdout + out.stderr
     assert "HEAVY []" in out.stdout
@@ -167,6 +172,36 @@ def test_bench_one_bundle_without_run_uses_manifest_agreement(tiny_run: Path, tm
     assert row["accuracy"] == "" and row["agreement_src"] == "manifest" and float(row["agreement"]) == 0.5
     assert not (tmp_path / "o" / "bench.png").exists()
     assert "accuracy not measured" in (tmp_path / "o" / "bench.md").read_text()
+
+
+def _tflite_python() -> str | None:
+    """The tflite-runtime venv's python: $EDGECLF_TFL_PYTHON, or the .venv-tflite scripts/test.sh makes."""
+    import os
+
+    from .conftest import REPO
+
+    cand = os.environ.get("EDGECLF_TFL_PYTHON") or str(REPO / ".venv-tflite" / "bin" / "python")
+    return cand if Path(cand).is_file() else None
+
+
+def test_bench_measures_tflite_runtime_in_its_own_venv(tiny_run: Path, tmp_path: Path) -> None:
+    """tflite-runtime 2.14 (numpy < 2) cannot share this venv: bench runs it in its own python."""
+    py = _tflite_python()
+    if py is None:
+        pytest.skip("no tflite-runtime venv here (scripts/test.sh makes .venv-tflite; or set EDGECLF_TFL_PYTHON)")
+    r = runner.invoke(app, ["bench", str(tiny_run), "--runtime", "tflite-runtime", "--tflite-python", py,
+                            "--repeats", "1", "--warmup", "1", "--frames", "3", "--threads", "1", "--no-rss",
+                            "--no-keras", "--no-plot", "--out", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    rows = {x["variant"]: x for x in _rows(tmp_path / "bench.csv")}
+    assert {x["runtime"] for x in rows.values()} == {"tflite-runtime"}
+    assert rows["32-int8"]["runtime_version"].startswith("2.14")
+    for q in ("float32", "int8"):
+        assert rows[f"32-{q}"]["status"] == "ok" and float(rows[f"32-{q}"]["p50_ms"]) > 0
+        assert 0.0 <= float(rows[f"32-{q}"]["accuracy"]) <= 1.0
+    # the dynamic-range model needs FULLY_CONNECTED v12: a row that says so, not a crash
+    assert rows["32-dynamic"]["status"].startswith("does not load") and rows["32-dynamic"]["p50_ms"] == ""
+    assert "does not load" in (tmp_path / "bench.md").read_text()
 
 
 def test_bench_bad_target_is_one_line(tmp_path: Path) -> None:
@@ -202,7 +237,7 @@ def test_quantization_script_compares_int8_with_float32(tiny_run: Path, tmp_path
 def test_edge_frame_cost_script_runs_the_camera_loop(tiny_run: Path, tmp_path: Path) -> None:
     res = _script("edge_frame_cost", "--run", str(tiny_run), "--frames", "6", "--repeats", "1", "--no-keras",
                   tmp=tmp_path)
-    assert set(res["bundles"]) == {"32-float32", "32-int8"}
+    assert set(res["bundles"]) == {f"32-{q}" for q in QUANTS}
     for b in res["bundles"].values():
         cam = b["camera_ms"]
         assert b["invoke_ms"] > 0 and cam["total"] > 0 and cam["model"] > 0
