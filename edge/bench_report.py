@@ -236,12 +236,17 @@ def plot(report: BenchReport, path: Path) -> str | None:
         for r in sel:
             ax.annotate(r.variant, (r.p50_ms, 100 * r.accuracy), fontsize=7, xytext=(4, 4),
                         textcoords="offset points")
-    ax.set_xscale("log")
-    ax.set_xlabel(f"invoke latency p50, ms ({rows[0].threads} threads, log scale)")
+    xs = [r.p50_ms for r in rows]
+    wide = min(xs) > 0 and max(xs) / min(xs) > 10
+    if wide:
+        ax.set_xscale("log")
+    ax.set_xlabel(f"invoke latency p50, ms ({rows[0].threads} threads{', log scale' if wide else ''})")
     ax.set_ylabel("held-out top-1 accuracy, %")
     ax.set_title(f"{report.machine.get('cpu', '')}: latency vs accuracy (marker area ∝ file size)", fontsize=9)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
+    legend = ax.legend(fontsize=8)
+    for handle in getattr(legend, "legend_handles", []):
+        handle.set_sizes([40])
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
