@@ -1,6 +1,7 @@
 """Frames for the loop: every frame of a file, or the newest frame of a live source with reconnects.
 
-`FileFeed` reads a file or folder in the loop's own thread, every frame, into one reused buffer.
+`FileFeed` reads a file or folder every frame, in order: a reader thread decodes one or two frames ahead
+(decode overlaps inference) into rotating buffers, blocking rather than dropping.
 
 `LiveFeed` reads in a capture thread and keeps only the newest frame (older unconsumed ones are counted
 as dropped), so a slow model never classifies a stale frame. Read failures and disconnects close the
@@ -13,6 +14,7 @@ is classified twice. Three image buffers rotate between the capture thread and t
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from dataclasses import dataclass
@@ -45,29 +47,70 @@ class FeedStats:
 
 
 class FileFeed:
-    """A file or folder, read by the loop: every frame, no drops, no thread."""
+    """A file or folder: every frame, in order, no drops. A reader thread decodes the next frame while the
+    loop works on this one (at most `depth` frames ahead, in rotating buffers)."""
 
-    def __init__(self, source: FrameSource):
+    _END = object()
+
+    def __init__(self, source: FrameSource, depth: int = 2):
         self.source = source
+        self.name = source.name
         self.stats = FeedStats()
         self._seq = 0
-        self._buf: np.ndarray | None = None
+        self._ready: queue.Queue[Any] = queue.Queue()
+        self._free: queue.Queue[np.ndarray | None] = queue.Queue()
+        for _ in range(depth + 1):  # one in the loop's hands, `depth` decoded ahead
+            self._free.put(None)
+        self._held: np.ndarray | None = None
+        self._closing = threading.Event()
+        self._thread: threading.Thread | None = None
 
     def start(self) -> None:
         self.source.open()
+        self._thread = threading.Thread(target=self._run, name="edgeclf-reader", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            while not self._closing.is_set():
+                try:
+                    buf = self._free.get(timeout=0.1)
+                except queue.Empty:
+                    continue
+                fr = self.source.read(buf)
+                if fr is None:
+                    break
+                self._ready.put((fr, time.monotonic()))
+        except Exception as e:  # handed to the loop, which raises it
+            self._ready.put(e)
+        self._ready.put(self._END)
 
     def next(self, stop: threading.Event) -> Captured | None:
-        if stop.is_set():
-            return None
-        fr = self.source.read(self._buf)
-        self.stats.skipped = getattr(self.source, "skipped", 0)
-        if fr is None:
-            return None
-        self._buf = fr.image
-        self._seq += 1
-        return Captured(fr.image, fr.name, self._seq, time.monotonic())
+        while not stop.is_set():
+            try:
+                item = self._ready.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            self.stats.skipped = getattr(self.source, "skipped", 0)
+            if item is self._END:
+                self._ready.put(item)
+                return None
+            if isinstance(item, Exception):
+                raise item
+            fr, t = item
+            if self._held is not None:
+                self._free.put(self._held)
+            self._held = fr.image
+            self._seq += 1
+            return Captured(fr.image, fr.name, self._seq, t)
+        return None
 
     def close(self) -> None:
+        self._closing.set()
+        if self._thread is not None:
+            while self._thread.is_alive():  # unblock a reader waiting for a free buffer
+                self._free.put(None)
+                self._thread.join(timeout=0.1)
         self.source.close()
 
 

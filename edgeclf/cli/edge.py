@@ -117,5 +117,4 @@ def camera(
         display=display, save=save, on_change=on_change, serve=serve, token=token or None, max_clients=max_clients,
         max_frames=max_frames, stall_timeout=stall_timeout, reconnect_max=reconnect_max)
     summary = run_camera(bundle, config)
-    if not settings.quiet:
-        typer.echo(format_summary(summary), err=True)
+    typer.echo(format_summary(summary), err=True)  # the run's result: shown with -q too
