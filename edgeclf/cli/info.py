@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -12,6 +13,9 @@ from ._app import command
 def info(
     bundle: Path = typer.Argument(..., help="Bundle folder (or its manifest.json / model.tflite)."),
     as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON."),
+    check: bool = typer.Option(False, "--check", help="Also load it on this machine's interpreter, as `camera` "
+                                                      "would (flatbuffer check, probe, tensors vs manifest)."),
+    runtime: Optional[str] = typer.Option(None, "--runtime", help="Interpreter for --check (default: first installed)."),
 ) -> None:
     """Verify a bundle (schema, sha256) and print its manifest readably."""
     from ..bundle import load_bundle
@@ -22,3 +26,11 @@ def info(
         typer.echo(json.dumps(b.manifest.to_dict(), indent=2, ensure_ascii=False))
     else:
         print_manifest(b.path, b.manifest)
+    if check:
+        from ..edge.model import Classifier
+
+        clf = Classifier.load(b.path, runtime, threads=1)
+        p = clf.manifest.preprocess
+        typer.echo(f"loads here: {clf.runtime.name} {clf.runtime.version}; input {p.width}x{p.height} "
+                   f"{clf.manifest.input.dtype}, {len(clf.labels)} labels; tensors match the manifest",
+                   err=as_json)

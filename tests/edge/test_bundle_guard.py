@@ -169,3 +169,13 @@ def test_camera_refuses_a_damaged_bundle_too(bundles, tmp_path: Path, clip: Path
     _replace_model(b, (b / "model.tflite").read_bytes()[:5000])
     r = runner.invoke(app, ["camera", str(b), "--source", str(clip)])
     assert r.exit_code == 1 and "not a valid TFLite model" in r.stderr and r.stdout == ""
+
+
+@pytest.mark.tflite_runtime
+def test_info_check_loads_it_here(bundles, tmp_path: Path) -> None:
+    r = runner.invoke(app, ["info", str(bundles.path("b48-int8")), "--check"])
+    assert r.exit_code == 0 and "loads here: " in r.stdout and "input 48x48 uint8" in r.stdout
+    b = _copy(bundles, "b48-int8", tmp_path / "b")
+    _edit_manifest(b, lambda d: d["preprocess"].update(width=96))
+    r = runner.invoke(app, ["info", str(b), "--check"])
+    assert r.exit_code == 1 and "preprocess.width 96 disagrees" in r.stderr
