@@ -297,6 +297,3 @@ class LiveFeed:
         deadline = time.monotonic() + 2.0  # a thread stuck in a driver is left behind (daemon)
         for t in self._threads:
             t.join(timeout=max(0.0, deadline - time.monotonic()))
-
-
-Feed = Any  # FileFeed | LiveFeed: start(), next(stop), close(), stats

@@ -47,7 +47,8 @@ def expand_paths(paths: Sequence[Path]) -> Iterator[Path]:
             raise DataError(f"{p}: no such file or folder; expected image files or folders of images")
 
 
-def classify_paths(clf: Classifier, paths: Sequence[Path], top: int = 3, threshold: float = 0.0) -> Iterator[FileResult]:
+def classify_paths(clf: Classifier, paths: Sequence[Path], top: int = 3,
+                   threshold: float = 0.0) -> Iterator[FileResult]:
     """One result per image; unreadable images give a result with `error` set (the rest go on)."""
     labels = clf.labels
     files = list(expand_paths(paths))  # every argument checked before the first answer

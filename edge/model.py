@@ -54,8 +54,8 @@ def _check_tensor(field: str, spec: TensorSpec, detail: dict[str, Any]) -> None:
             raise BundleError(f"manifest: {field}.scale {spec.scale:.8g} disagrees with the model's {scale:.8g}; "
                               "the manifest does not belong to this model; re-convert")
         if zero_point != spec.zero_point:
-            raise BundleError(f"manifest: {field}.zero_point {spec.zero_point} disagrees with the model's {zero_point}; "
-                              "the manifest does not belong to this model; re-convert")
+            raise BundleError(f"manifest: {field}.zero_point {spec.zero_point} disagrees with the model's "
+                              f"{zero_point}; the manifest does not belong to this model; re-convert")
 
 
 def check_against_manifest(m: Manifest, inputs: list[dict[str, Any]], outputs: list[dict[str, Any]]) -> None:

@@ -28,7 +28,8 @@ def display_available() -> tuple[bool, str]:
 
     if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         return False, "no DISPLAY or WAYLAND_DISPLAY (ssh session or no desktop)"
-    gui = [ln.split(":", 1)[1].strip() for ln in cv2.getBuildInformation().splitlines() if ln.strip().startswith("GUI:")]
+    build = cv2.getBuildInformation().splitlines()
+    gui = [ln.split(":", 1)[1].strip() for ln in build if ln.strip().startswith("GUI:")]
     if gui and gui[0].upper() == "NONE":
         return False, "this OpenCV has no GUI (opencv-python-headless); `pip install opencv-python` for windows"
     return True, ""

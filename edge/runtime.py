@@ -135,8 +135,8 @@ def probe_model(data: bytes, sha256: str, rt: Runtime, name: str) -> bool:
     try:
         proc = subprocess.run(cmd, input=data, capture_output=True, timeout=PROBE_TIMEOUT_S, env=env)
     except subprocess.TimeoutExpired:
-        raise ModelError(f"{name}: loading it with {rt.name} did not finish in {PROBE_TIMEOUT_S:.0f} s; "
-                         "the model is damaged or too large for this device; re-copy the bundle or re-convert") from None
+        raise ModelError(f"{name}: loading it with {rt.name} did not finish in {PROBE_TIMEOUT_S:.0f} s; the model "
+                         "is damaged or too large for this device; re-copy the bundle or re-convert") from None
     if proc.returncode < 0:
         import signal
 

@@ -207,7 +207,8 @@ class PreviewServer:
         try:
             self._server = _Server((self.host, self.port), _Handler, self)
         except OSError as e:
-            raise UsageError(f"--serve {self.host}:{self.port}: cannot bind ({e.strerror}); pick another port") from None
+            raise UsageError(f"--serve {self.host}:{self.port}: cannot bind ({e.strerror}); "
+                             "pick another port") from None
         self.port = self._server.server_address[1]
         for target, name in ((self._server.serve_forever, "edgeclf-serve"), (self._encode_loop, "edgeclf-encode")):
             t = threading.Thread(target=target, name=name, daemon=True)

@@ -28,7 +28,8 @@ from edgeclf.imageio import IMAGE_EXTENSIONS, read_bgr
 log = logging.getLogger(__name__)
 
 URL_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://", "tcp://")
-VIDEO_HINT = "a camera index (0), /dev/videoN, picamera, a video file, a folder or glob of images, or an rtsp:// or http:// URL"
+VIDEO_HINT = ("a camera index (0), /dev/videoN, picamera, a video file, a folder or glob of images, "
+              "or an rtsp:// or http:// URL")
 
 
 class SourceReadError(SourceError):
@@ -147,7 +148,8 @@ class VideoCaptureSource(FrameSource):
     def _cannot_open(self) -> str:
         if self.kind == "camera":
             what = f"camera {self.target}" if isinstance(self.target, int) else str(self.target)
-            return f"{what}: cannot be opened (missing, busy or no permission: add the user to group 'video'); {list_sources()}"
+            return (f"{what}: cannot be opened (missing, busy or no permission: add the user to group 'video'); "
+                    f"{list_sources()}")
         if self.kind == "url":
             return (f"{self.target}: cannot open the stream (wrong URL, host unreachable or no FFmpeg support in this "
                     f"OpenCV); {list_sources()}")
@@ -241,7 +243,8 @@ class PicameraSource(FrameSource):
             cam.configure(config)
             cam.start()
         except Exception as e:  # busy (another process holds it), bad size
-            raise SourceError(f"{self.name}: cannot start the camera module ({e}); is another program using it?") from None
+            raise SourceError(f"{self.name}: cannot start the camera module ({e}); "
+                              "is another program using it?") from None
         self._cam = cam
         self.fps = 0.0
 

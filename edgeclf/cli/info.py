@@ -15,7 +15,8 @@ def info(
     as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON."),
     check: bool = typer.Option(False, "--check", help="Also load it on this machine's interpreter, as `camera` "
                                                       "would (flatbuffer check, probe, tensors vs manifest)."),
-    runtime: Optional[str] = typer.Option(None, "--runtime", help="Interpreter for --check (default: first installed)."),
+    runtime: Optional[str] = typer.Option(None, "--runtime",
+                                          help="Interpreter for --check (default: the first installed)."),
 ) -> None:
     """Verify a bundle (schema, sha256) and print its manifest readably."""
     from ..bundle import load_bundle

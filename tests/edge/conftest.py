@@ -66,7 +66,8 @@ def image_folder(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) ->
     files = sorted((shared_data / "horses").glob("*.png"))[:5] + sorted((shared_data / "humans").glob("*.png"))[:5]
     for i, f in enumerate(files):
         img = cv2.imread(str(f), cv2.IMREAD_UNCHANGED)
-        cv2.imwrite(str(d / (f"img{i:02d}.jpg" if i in (2, 7) else f"img{i:02d}.png")), img[:, :, :3] if i in (2, 7) else img)
+        jpeg = i in (2, 7)
+        cv2.imwrite(str(d / f"img{i:02d}.{'jpg' if jpeg else 'png'}"), img[:, :, :3] if jpeg else img)
     return d
 
 

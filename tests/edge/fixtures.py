@@ -46,9 +46,10 @@ class Bundles:
         from edgeclf.edge.runtime import find_runtime, manifest_key
 
         p = self.root / name
-        verdict = read_manifest(p).runtimes.get(manifest_key(find_runtime()))
+        key = manifest_key(find_runtime())
+        verdict = read_manifest(p).runtimes.get(key)
         if verdict is not None and verdict.get("loads") is False:
-            pytest.skip(f"{name}: the manifest says {manifest_key(find_runtime())} cannot load it ({verdict.get('why')})")
+            pytest.skip(f"{name}: the manifest says {key} cannot load it ({verdict.get('why')})")
         return p
 
 

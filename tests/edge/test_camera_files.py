@@ -125,6 +125,16 @@ def test_smoothing_never_adds_changes(bundles, clip: Path, tmp_path: Path) -> No
     assert 1 <= counts["5"] <= counts["1"]
 
 
+def test_display_without_a_display_runs_headless(bundles, clip: Path, clip_frames, tmp_path: Path,
+                                                 monkeypatch) -> None:
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    code, err = _camera(str(bundles.path("b32-int8")), "--source", str(clip), "--display",
+                        "--events", str(tmp_path / "ev.jsonl"))
+    assert code == 0 and "--display: no DISPLAY or WAYLAND_DISPLAY" in err and "running headless" in err
+    assert read_events(tmp_path / "ev.jsonl")[-1]["frames"] == len(clip_frames)
+
+
 def test_realtime_reads_a_file_at_its_frame_rate(bundles, clip: Path, clip_frames, tmp_path: Path) -> None:
     f = tmp_path / "ev.jsonl"
     code, err = _camera(str(bundles.path("b32-int8")), "--source", str(clip), "--realtime", "--every", "1",
