@@ -80,8 +80,18 @@ def history_csv(rows: tuple[dict[str, float], ...]) -> str:
     return buf.getvalue()
 
 
-def _finite(logs: dict[str, Any], keys: tuple[str, ...]) -> bool:
-    return all(k not in logs or math.isfinite(float(logs[k])) for k in keys)
+# A mean cross-entropy this large means the weights have blown up (a sane classifier stays below ~30).
+DIVERGED_LOSS = 1e4
+
+
+def _bad_loss(logs: dict[str, Any], keys: tuple[str, ...]) -> float | None:
+    """The first loss in `logs` that is NaN, inf or past DIVERGED_LOSS, else None."""
+    for k in keys:
+        if k in logs:
+            v = float(logs[k])
+            if not math.isfinite(v) or v > DIVERGED_LOSS:
+                return v
+    return None
 
 
 class Keeper:
@@ -99,8 +109,9 @@ class Keeper:
 
             def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
                 keeper._t_train = time.perf_counter()
-                if logs and not _finite(logs, ("loss",)):
-                    keeper._diverged(self.model, f"epoch {keeper._epoch + 1} batch {batch + 1}")
+                bad = _bad_loss(logs or {}, ("loss",))
+                if bad is not None:
+                    keeper._diverged(self.model, f"loss {bad:g} at epoch {keeper._epoch + 1} batch {batch + 1}")
 
             def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
                 keeper._epoch_end(self.model, epoch, dict(logs or {}))
@@ -139,8 +150,9 @@ class Keeper:
 
     def _epoch_end(self, model: Any, epoch: int, logs: dict[str, Any]) -> None:
         self._epoch = epoch + 1
-        if self.state.status == "diverged" or not _finite(logs, ("loss", "val_loss")):
-            self._diverged(model, self.state.diverged_at or f"epoch {epoch + 1} (validation)")
+        bad = _bad_loss(logs, ("loss", "val_loss"))
+        if self.state.status == "diverged" or bad is not None:
+            self._diverged(model, self.state.diverged_at or f"loss {bad:g} at epoch {epoch + 1} (validation)")
             return  # nothing from this epoch is kept: the best model and the backup stay as they were
         train_s = max(self._t_train - self._t0, 1e-9)
         row = {"epoch": epoch + 1, **{k: round(float(v), 6) for k, v in logs.items()},
@@ -174,3 +186,36 @@ class Keeper:
             log.info("%d px  early stop: no better val_accuracy for %d epochs (best %.4f at epoch %d)",
                      self.size, self.patience, best.accuracy, best.epoch)
             model.stop_training = True
+
+
+def precise_bn(model: Any, batches: Any) -> Any:
+    """A callback that, before each validation, sets every BatchNorm's moving statistics to the exact
+    average over `batches` (training images, current weights).
+
+    Keras' moving averages lag behind weights that move fast (and start from mean 0, variance 1), so a
+    model that does well in training mode can predict one class in inference mode; recomputing the
+    statistics ("precise BN") removes that gap. The saved best model carries these statistics.
+    """
+    import keras
+    import tensorflow as tf
+
+    bns = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    momentum = tf.Variable(0.0, trainable=False, dtype=tf.float32)
+    forward = tf.function(lambda x: model(x, training=True))  # traced once, reads `momentum` each call
+
+    class _PreciseBN(keras.callbacks.Callback):
+        def on_test_begin(self, logs: Any = None) -> None:
+            if not bns:
+                return
+            saved = [layer.momentum for layer in bns]
+            try:
+                for layer in bns:
+                    layer.momentum = momentum
+                for k, (x, _) in enumerate(batches):
+                    momentum.assign(k / (k + 1.0))  # running mean over batches: the first one replaces
+                    forward(x)
+            finally:
+                for layer, m in zip(bns, saved):
+                    layer.momentum = m
+
+    return _PreciseBN()

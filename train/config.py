@@ -13,6 +13,7 @@ from edgeclf.train.split import DEFAULT_GROUP_PATTERN, SPLIT_MODES
 
 DEFAULT_ARCH = "edge"
 DEFAULT_SIZES = (300, 150)
+SCHEDULES = ("cosine", "constant")
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class TrainConfig:
     arch: str = DEFAULT_ARCH
     sizes: tuple[int, ...] = DEFAULT_SIZES
     lr: float = 1e-3
+    schedule: str = "cosine"  # learning rate: cosine decay from --lr to 0 over the epochs, or constant
     epochs: int = 30
     batch_size: int = 32
     seed: int = 1337
@@ -38,6 +40,7 @@ class TrainConfig:
     strategy: str = "auto"
     deterministic: bool = True  # tf op determinism: same seed -> same metrics
     warm_start: bool = True  # size-agnostic archs: start each larger size from the smaller size's best weights
+    warm_epochs: int = 10  # epochs for a warm-started size (it starts from a trained model)
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHS:
@@ -53,7 +56,9 @@ class TrainConfig:
             raise UsageError(f"--split {self.split!r} is not known; expected one of {', '.join(SPLIT_MODES)}")
         if not (self.lr > 0 and self.lr < float("inf")):
             raise UsageError(f"--lr {self.lr} must be a positive number (e.g. 0.001)")
-        for name in ("epochs", "batch_size", "patience", "max_pixels"):
+        if self.schedule not in SCHEDULES:
+            raise UsageError(f"--schedule {self.schedule!r} is not known; expected one of {', '.join(SCHEDULES)}")
+        for name in ("epochs", "batch_size", "patience", "max_pixels", "warm_epochs"):
             if getattr(self, name) < 1:
                 raise UsageError(f"--{name.replace('_', '-')} {getattr(self, name)} must be at least 1")
         if self.strategy not in STRATEGIES:

@@ -15,7 +15,7 @@ from edgeclf.preprocess import PreprocessSpec
 from edgeclf.rundir import RunDir
 from edgeclf.train.augment import AugmentSpec
 from edgeclf.train.archs import build_model, get_arch, transfer_weights
-from edgeclf.train.callbacks import Best, Keeper, SizeState, read_state
+from edgeclf.train.callbacks import Best, Keeper, SizeState, precise_bn, read_state
 from edgeclf.train.config import TrainConfig
 from edgeclf.train.modelio import inference_view, load_keras
 from edgeclf.train.report import classification_metrics
@@ -23,6 +23,7 @@ from edgeclf.train.tfdata import cache_bytes, eval_dataset, steps_per_epoch, tra
 
 log = logging.getLogger(__name__)
 
+BN_IMAGES = 256  # training images whose statistics BatchNorm layers use for inference (precise BN)
 CACHE_BUDGET = 3 * 1024**3  # bytes of preprocessed images kept in memory; above it, decode every epoch
 EVAL_BATCH = 64
 
@@ -46,11 +47,20 @@ def state_dir(run: RunDir, size: int) -> Path:
     return run.path / "state" / str(size)
 
 
-def _compile(model: Any, cfg: TrainConfig, n_classes: int) -> None:
+def epochs_for(job: SizeJob) -> int:
+    return min(job.cfg.warm_epochs, job.cfg.epochs) if job.warm_from is not None else job.cfg.epochs
+
+
+def _compile(model: Any, job: SizeJob, n_classes: int) -> None:
     import keras
 
+    cfg = job.cfg
+    lr: Any = cfg.lr
+    if cfg.schedule == "cosine":
+        steps = epochs_for(job) * steps_per_epoch(len(job.train), cfg.batch_size)
+        lr = keras.optimizers.schedules.CosineDecay(cfg.lr, decay_steps=steps, alpha=0.0)
     loss = "binary_crossentropy" if n_classes == 2 else "sparse_categorical_crossentropy"
-    model.compile(optimizer=keras.optimizers.RMSprop(cfg.lr), loss=loss, metrics=["accuracy"])
+    model.compile(optimizer=keras.optimizers.RMSprop(lr), loss=loss, metrics=["accuracy"])
 
 
 def _check_space(path: Path, model: Any) -> None:
@@ -65,6 +75,14 @@ def _check_space(path: Path, model: Any) -> None:
 def _predict(model: Any, files: Sequence[tuple[str, int]], spec: PreprocessSpec, n_classes: int, cache: bool) -> np.ndarray:
     ds = eval_dataset([f for f, _ in files], [y for _, y in files], spec, EVAL_BATCH, n_classes, cache)
     return np.asarray(model.predict(ds.map(lambda x, y: x), verbose=0))
+
+
+def _bn_batches(job: SizeJob, spec: PreprocessSpec, cache: bool) -> Any:
+    """A fixed random sample of training images, unaugmented, for precise BN statistics."""
+    rng = np.random.default_rng(job.cfg.seed)
+    pick = sorted(rng.permutation(len(job.train))[:BN_IMAGES])
+    items = [job.train[i] for i in pick]
+    return eval_dataset([f for f, _ in items], [y for _, y in items], spec, 32, len(job.labels), cache)
 
 
 def _measured_best(path: Path, job: SizeJob, spec: PreprocessSpec, state: SizeState) -> Best | None:
@@ -90,18 +108,22 @@ def _build(job: SizeJob, state: SizeState, sdir: Path) -> Any:
     if job.warm_from is not None:
         transfer_weights(load_keras(job.warm_from), model)
         log.info("%d px: starting from the weights of %s (same architecture, GAP head)", job.size, job.warm_from)
-    _compile(model, job.cfg, n)
+    _compile(model, job, n)
     return model
 
 
 def train_size(job: SizeJob, strategy: Any, progress: bool = False) -> SizeState:
     """Fit one size to completion (or early stop), resuming from its backup if there is one."""
     cfg, size, n_classes = job.cfg, job.size, len(job.labels)
+    epochs = epochs_for(job)
     sdir = state_dir(job.run, size)
     sdir.mkdir(parents=True, exist_ok=True)
     state = read_state(sdir / "state.json", size)
     if state.status == "done":
         return state
+    for f in sdir.glob("backup-*.keras"):  # a kill between writing a backup and the state leaves one behind
+        if f.name != state.backup:
+            f.unlink()
     if state.status == "diverged":
         log.info("%d px: the last attempt diverged (%s); retrying from the last good backup", size, state.diverged_at)
         state = replace(state, status="running", stopped=None, diverged_at=None)
@@ -118,24 +140,25 @@ def train_size(job: SizeJob, strategy: Any, progress: bool = False) -> SizeState
     _check_space(job.run.path, model)
     keeper = Keeper(size=size, state=state, state_dir=sdir, best_path=best_path,
                     history_path=job.run.path / f"history-{size}.csv", inference_model=inference_view(model),
-                    patience=cfg.patience, epochs=cfg.epochs, n_train=len(job.train), log_epochs=not progress)
-    done = state.epoch >= cfg.epochs or state.stopped == "early"
+                    patience=cfg.patience, epochs=epochs, n_train=len(job.train), log_epochs=not progress)
+    done = state.epoch >= epochs or state.stopped == "early"
     if not done:
         log.info("%d px: %s, %d parameters, %d train / %d held-out images, epochs %d..%d",
                  size, get_arch(cfg.arch).summary, model.count_params(), len(job.train), len(job.val),
-                 state.epoch + 1, cfg.epochs)
+                 state.epoch + 1, epochs)
         tds = train_dataset([f for f, _ in job.train], [y for _, y in job.train], spec, cfg.batch_size, n_classes,
-                            cfg.seed, state.epoch, cfg.epochs, AugmentSpec() if cfg.augment else None, cache)
+                            cfg.seed, state.epoch, epochs, AugmentSpec() if cfg.augment else None, cache)
         vds = eval_dataset([f for f, _ in job.val], [y for _, y in job.val], spec, EVAL_BATCH, n_classes, cache)
-        model.fit(tds, validation_data=vds, epochs=cfg.epochs, initial_epoch=state.epoch,
+        model.fit(tds, validation_data=vds, epochs=epochs, initial_epoch=state.epoch,
                   steps_per_epoch=steps_per_epoch(len(job.train), cfg.batch_size),
-                  callbacks=[keeper.callback], verbose=1 if progress else 0, shuffle=False)
+                  callbacks=[precise_bn(model, _bn_batches(job, spec, cache)), keeper.callback],
+                  verbose=1 if progress else 0, shuffle=False)
     state = keeper.state
     if state.status == "diverged":
         kept = (f"the last good model stays at {best_path} (epoch {state.best.epoch}, val_accuracy "
                 f"{state.best.accuracy:.4f})" if state.best and best_path.exists()
                 else "no epoch ended with a finite loss, so no model was kept")
-        raise TrainingDiverged(f"{size} px: the loss became NaN/inf at {state.diverged_at} with --lr {cfg.lr:g}; "
+        raise TrainingDiverged(f"{size} px: training diverged ({state.diverged_at}) with --lr {cfg.lr:g}; "
                                f"training stopped; {kept}; lower --lr (the default is 0.001) and train again")
     if not best_path.exists():
         raise RunError(f"{size} px: no model was saved; train again")

@@ -205,6 +205,9 @@ def resume(run_dir: Path, progress: bool = False) -> TrainResult:
         raise RunError(f"--resume {run_dir}: no such run directory")
     cfg = TrainConfig.from_dict(_read_json(run_dir / CONFIG_FILE)).with_(out=str(run_dir))
     run = RunDir(run_dir)
+    for tmp in run_dir.rglob(".*.tmp*"):  # half-written files of the killed process (atomic writes' temps)
+        if tmp.is_file():
+            tmp.unlink()
     if not (run_dir / "split.json").exists():
         log.info("%s: stopped before the split was saved; checking the data again", run_dir)
         for f in (REPORT_FILE, "labels.txt"):

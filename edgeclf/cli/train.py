@@ -10,7 +10,8 @@ from ._app import command, settings
 
 # Options left at None take TrainConfig's defaults; with --resume they must stay unset.
 _TUNABLE = ("validation_dir", "validation_split", "split", "group_pattern", "strict", "augment", "arch", "size",
-            "lr", "epochs", "batch_size", "seed", "out", "patience", "max_pixels", "strategy")
+            "lr", "schedule", "epochs", "batch_size", "seed", "out", "patience", "max_pixels", "strategy",
+            "warm_start", "warm_epochs")
 
 
 @command("train")
@@ -30,6 +31,8 @@ def train(
     arch: Optional[str] = typer.Option(None, "--arch", help="seed, course, edge, edge-s or edge-sep. [default: edge]"),
     size: Optional[List[int]] = typer.Option(None, "--size", help="Input size; repeat for several. [default: 300, 150]"),
     lr: Optional[float] = typer.Option(None, "--lr", help="RMSprop learning rate. [default: 0.001]"),
+    schedule: Optional[str] = typer.Option(None, "--schedule", help="cosine (decay from --lr to 0 over the epochs) "
+                                           "or constant. [default: cosine]"),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Most epochs per size. [default: 30]"),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="[default: 32]"),
     seed: Optional[int] = typer.Option(None, "--seed", help="Same seed, same data: same metrics. [default: 1337]"),
@@ -38,6 +41,9 @@ def train(
                                            help="Early stop after this many epochs without a better model. [default: 8]"),
     max_pixels: Optional[int] = typer.Option(None, "--max-pixels",
                                              help="Refuse images larger than this (decompression bombs). [default: 50M]"),
+    warm_start: Optional[bool] = typer.Option(None, "--warm-start/--no-warm-start", help="GAP archs: start each "
+                                              "larger size from the smaller size's best model. [default: on]"),
+    warm_epochs: Optional[int] = typer.Option(None, "--warm-epochs", help="Epochs for a warm-started size. [default: 10]"),
     strategy: Optional[str] = typer.Option(None, "--strategy", help="tf.distribute strategy: auto or default. [default: auto]"),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue this killed run from its last backup."),
 ) -> None:
