@@ -135,10 +135,13 @@ def _convert_size(run: RunDir, info: RunInfo, size: int, model_path: Path, data:
                 yield [calib[i:i + 1]]
 
     results = []
-    for i, (kind, model_bytes) in enumerate(convert_keras(model, size, tuple(config.kinds), representative, config.quiet)):
+    kinds = tuple(config.kinds)
+    if progress:
+        progress(f"{variant_name(size, kinds[0])}: converting", done, total)
+    for i, (kind, model_bytes) in enumerate(convert_keras(model, size, kinds, representative, config.quiet)):
         name = variant_name(size, kind)
         if progress:
-            progress(f"{name}: checking", done + i, total)
+            progress(f"{name}: checking on the held-out images", done + i, total)
         probs, in_spec, out_spec, interpreter = tflite_probs(model_bytes, x_val, config.quiet)
         metrics = compare(probs, reference, y_val, info.task)
         runtimes = runtime_report(model_bytes, interpreter, x_val[:1], config.quiet)
@@ -151,7 +154,8 @@ def _convert_size(run: RunDir, info: RunInfo, size: int, model_path: Path, data:
                  len(model_bytes) / 1024, 100 * metrics.accuracy, metrics.delta_pp, 100 * metrics.agreement, status)
         results.append(result)
         if progress:
-            progress(f"{name}: {status}", done + i + 1, total)
+            following = f"; {variant_name(size, kinds[i + 1])}: converting" if i + 1 < len(kinds) else ""
+            progress(f"{name}: {status}{following}", done + i + 1, total)
     return results
 
 
