@@ -149,6 +149,7 @@ class _Handler(BaseHTTPRequestHandler):
         if not p.enter_stream():
             self._send(503, b'{"error": "too many preview clients"}\n', "application/json")
             return
+        slow = False
         try:
             # A small send buffer: a client that stops reading is noticed (and dropped) after a frame or two,
             # and the kernel holds little memory for it.
@@ -166,12 +167,13 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpeg)
                                  + jpeg + b"\r\n")
         except (TimeoutError, socket.timeout):
-            p.stats["dropped_slow"] += 1
-            log.info("serve: dropped a client that stopped reading (%s)", self.client_address[0])
+            slow = True
         except (BrokenPipeError, ConnectionResetError):
             pass
         finally:
-            p.leave_stream()
+            p.leave_stream(dropped=slow)
+            if slow:
+                log.info("serve: dropped a client that stopped reading (%s)", self.client_address[0])
 
 
 class PreviewServer:
@@ -284,9 +286,11 @@ class PreviewServer:
             self.stats["streams_total"] += 1
             return True
 
-    def leave_stream(self) -> None:
+    def leave_stream(self, dropped: bool = False) -> None:
         with self._cond:
             self.stats["clients"] -= 1
+            if dropped:
+                self.stats["dropped_slow"] += 1
 
     def close(self) -> None:
         self.closing.set()

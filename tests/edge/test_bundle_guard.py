@@ -19,6 +19,9 @@ from edgeclf.edge.model import Classifier
 from edgeclf.edge.runtime import find_runtime, manifest_key, probe_model
 from edgeclf.errors import BundleError, ModelError
 
+# The whole edge suite runs again in the tflite-runtime 2.14 venv (scripts/test.sh).
+pytestmark = pytest.mark.tflite_runtime
+
 runner = CliRunner()
 
 
@@ -55,7 +58,6 @@ def _one_error(bundle: Path, images: Path, *extra: str) -> str:
     return errs[0]
 
 
-@pytest.mark.tflite_runtime
 def test_tampered_model_refused_before_the_interpreter(bundles, tmp_path: Path, monkeypatch) -> None:
     b = _copy(bundles, "b32-int8", tmp_path / "b")
     data = bytearray((b / "model.tflite").read_bytes())
@@ -69,7 +71,6 @@ def test_tampered_model_refused_before_the_interpreter(bundles, tmp_path: Path, 
     assert calls == []
 
 
-@pytest.mark.tflite_runtime
 @pytest.mark.parametrize("kind", ["zero", "eight", "half", "most", "html", "lfs"])
 def test_not_a_model_says_what_it_is(bundles, tmp_path: Path, kind: str) -> None:
     b = _copy(bundles, "b32-int8", tmp_path / "b")
@@ -93,7 +94,6 @@ def test_not_a_model_says_what_it_is(bundles, tmp_path: Path, kind: str) -> None
         assert "truncated" in line
 
 
-@pytest.mark.tflite_runtime
 def test_every_truncation_is_refused_in_process(bundles) -> None:
     """A cut-off copy never reaches the native loader (tflite-runtime 2.14 segfaults on many of them)."""
     data = (bundles.path("b48-int8") / "model.tflite").read_bytes()
@@ -103,7 +103,6 @@ def test_every_truncation_is_refused_in_process(bundles) -> None:
             verify_tflite(data[:n], "model.tflite")
 
 
-@pytest.mark.tflite_runtime
 def test_child_probe_survives_what_the_loader_does_not(bundles) -> None:
     """Bytes the structural check would refuse, given straight to the child probe: it fails (ai-edge-litert
     raises, tflite-runtime 2.14 segfaults), this process lives on and gets one ModelError."""
@@ -114,7 +113,6 @@ def test_child_probe_survives_what_the_loader_does_not(bundles) -> None:
             probe_model(data[: len(data) * cut // 10], "", rt, "model.tflite")
 
 
-@pytest.mark.tflite_runtime
 def test_probe_runs_once_per_model(bundles, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("EDGECLF_CACHE", str(tmp_path / "cache"))
     b = load_bundle(bundles.path("rgb32-int8"))
@@ -124,7 +122,6 @@ def test_probe_runs_once_per_model(bundles, tmp_path: Path, monkeypatch) -> None
     assert len(list((tmp_path / "cache" / "probed").iterdir())) == 1
 
 
-@pytest.mark.tflite_runtime
 @pytest.mark.parametrize("field,edit,says", [
     ("preprocess.height", lambda d: d["preprocess"].update(height=48), "preprocess.height 48 disagrees"),
     ("preprocess.width", lambda d: d["preprocess"].update(width=31), "preprocess.width 31 disagrees"),
@@ -142,7 +139,6 @@ def test_manifest_disagreeing_with_the_model_is_refused(bundles, tmp_path: Path,
     assert says in _one_error(b, bundles.images)
 
 
-@pytest.mark.tflite_runtime
 @pytest.mark.parametrize("edit,says", [
     (lambda d: d.pop("preprocess"), "missing key 'preprocess'"),
     (lambda d: d["model"].pop("sha256"), "missing key 'model.sha256'"),
@@ -155,7 +151,6 @@ def test_broken_manifest_names_the_field(bundles, tmp_path: Path, edit, says: st
     assert says in _one_error(b, bundles.images)
 
 
-@pytest.mark.tflite_runtime
 def test_manifest_verdict_for_this_runtime_is_respected(bundles, tmp_path: Path) -> None:
     b = _copy(bundles, "rgb32-float32", tmp_path / "b")
     key = manifest_key(find_runtime())
@@ -171,7 +166,6 @@ def test_camera_refuses_a_damaged_bundle_too(bundles, tmp_path: Path, clip: Path
     assert r.exit_code == 1 and "not a valid TFLite model" in r.stderr and r.stdout == ""
 
 
-@pytest.mark.tflite_runtime
 def test_info_check_loads_it_here(bundles, tmp_path: Path) -> None:
     r = runner.invoke(app, ["info", str(bundles.path("b48-int8")), "--check"])
     assert r.exit_code == 0 and "loads here: " in r.stdout and "input 48x48 uint8" in r.stdout

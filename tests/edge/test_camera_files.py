@@ -15,6 +15,9 @@ from edgeclf.edge.model import Classifier
 
 from .conftest import error_lines, read_events, run_cli
 
+# The whole edge suite runs again in the tflite-runtime 2.14 venv (scripts/test.sh).
+pytestmark = pytest.mark.tflite_runtime
+
 runner = CliRunner()
 
 
@@ -27,7 +30,6 @@ def _frame_events(events: list[dict]) -> list[dict]:
     return [e for e in events if e["event"] in ("change", "frame")]
 
 
-@pytest.mark.tflite_runtime
 @pytest.mark.parametrize("name", ["b48-int8", "b32-float32"])
 def test_every_video_frame_is_classified(bundles, clip: Path, clip_frames, tmp_path: Path, name: str) -> None:
     events_file = tmp_path / "events.jsonl"
@@ -63,7 +65,6 @@ def test_every_video_frame_is_classified(bundles, clip: Path, clip_frames, tmp_p
     assert f"{len(clip_frames)} frames in" in err and "p95 ms" in err and "invoke" in err
 
 
-@pytest.mark.tflite_runtime
 def test_folder_in_name_order_with_a_broken_file(bundles, image_folder: Path, tmp_path: Path) -> None:
     d = tmp_path / "imgs"
     d.mkdir()
@@ -82,7 +83,6 @@ def test_folder_in_name_order_with_a_broken_file(bundles, image_folder: Path, tm
     assert events[-1]["frames"] == 9 and events[-1]["skipped"] == 1
 
 
-@pytest.mark.tflite_runtime
 def test_save_writes_an_annotated_video(bundles, clip: Path, clip_frames, tmp_path: Path) -> None:
     out = tmp_path / "out" / "annotated.mp4"
     code, err = _camera(str(bundles.path("b32-int8")), "--source", str(clip), "--save", str(out),
@@ -96,7 +96,6 @@ def test_save_writes_an_annotated_video(bundles, clip: Path, clip_frames, tmp_pa
     assert [p.name for p in out.parent.iterdir()] == ["annotated.mp4"]  # no temp file left
 
 
-@pytest.mark.tflite_runtime
 def test_on_change_runs_a_command_per_change(bundles, clip: Path, tmp_path: Path) -> None:
     marks = tmp_path / "marks"
     marks.mkdir()
@@ -113,7 +112,6 @@ def test_on_change_runs_a_command_per_change(bundles, clip: Path, tmp_path: Path
     assert read_events(events_file)[-1]["on_change"] == {"started": len(changes), "skipped": 0, "failed": 0}
 
 
-@pytest.mark.tflite_runtime
 def test_smoothing_never_adds_changes(bundles, clip: Path, tmp_path: Path) -> None:
     counts = {}
     for smooth in ("1", "5"):

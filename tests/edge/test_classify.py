@@ -16,13 +16,15 @@ from edgeclf.imageio import read_bgr
 
 from .conftest import error_lines, run_cli
 
+# The whole edge suite runs again in the tflite-runtime 2.14 venv (scripts/test.sh).
+pytestmark = pytest.mark.tflite_runtime
+
 runner = CliRunner()
 BUNDLES = ["b32-float32", "b32-int8", "b48-float32", "b48-int8", "rgb32-float32", "rgb32-int8"]
 # float32: only the preprocessing differs (<= 1/255 per input value); int8: plus quantization steps.
 TOLERANCE = {"float32": 0.01, "int8": 0.05}
 
 
-@pytest.mark.tflite_runtime
 @pytest.mark.parametrize("name", BUNDLES)
 def test_probabilities_match_keras(bundles, name: str) -> None:
     clf = Classifier.load(bundles.path(name), threads=1)
@@ -37,7 +39,6 @@ def test_probabilities_match_keras(bundles, name: str) -> None:
             assert int(np.argmax(probs)) == int(np.argmax(keras_probs)), image
 
 
-@pytest.mark.tflite_runtime
 def test_cli_json_matches_keras(bundles) -> None:
     name = "b48-int8"
     expected = bundles.expected[name]
@@ -55,7 +56,6 @@ def test_cli_json_matches_keras(bundles) -> None:
         assert [t[0] for t in row["top"]] == [lab for lab, _ in top_k(np.array(row["probabilities"]), labels, 2)]
 
 
-@pytest.mark.tflite_runtime
 def test_cli_text_on_a_folder_and_threshold(bundles, tmp_path: Path) -> None:
     r = runner.invoke(app, ["classify", str(bundles.path("rgb32-float32")), str(bundles.images), "--top-k", "1"])
     assert r.exit_code == 0, r.output
@@ -69,7 +69,6 @@ def test_cli_text_on_a_folder_and_threshold(bundles, tmp_path: Path) -> None:
     assert r.exit_code == 0 and r.stdout.split("\t")[1] == "uncertain"
 
 
-@pytest.mark.tflite_runtime
 def test_broken_images_are_listed_and_skipped(bundles, tmp_path: Path) -> None:
     d = tmp_path / "mixed"
     d.mkdir()

@@ -6,11 +6,15 @@ import configparser
 import re
 import shlex
 
+import pytest
 import typer
 
 from edgeclf.cli import app
 
 from .fixtures import REPO
+
+# The whole edge suite runs again in the tflite-runtime 2.14 venv (scripts/test.sh).
+pytestmark = pytest.mark.tflite_runtime
 
 
 def _options(command: str) -> set[str]:

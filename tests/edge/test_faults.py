@@ -19,6 +19,9 @@ from edgeclf.errors import SourceError
 
 from .fakes import BGR, FakeCamera, FakeDevice, fake_picamera2_module
 
+# The whole edge suite runs again in the tflite-runtime 2.14 venv (scripts/test.sh).
+pytestmark = pytest.mark.tflite_runtime
+
 FAST_RECOVERY = dict(stall_timeout=0.3, reconnect_min=0.05, reconnect_max=0.2)
 
 
@@ -29,7 +32,6 @@ def _run(bundle, factory, **config) -> tuple[dict, list[dict]]:
     return summary, [json.loads(line) for line in stream.getvalue().splitlines()]
 
 
-@pytest.mark.tflite_runtime
 def test_fail_disconnect_and_stall_recover_and_no_frame_is_used_twice(bundles) -> None:
     device = FakeDevice([("frames", 15, "red"), ("fail",), ("frames", 15, "green"), ("disconnect", 2),
                          ("frames", 15, "blue"), ("stall", 1.0), ("frames", 120, "red"), ("end",)])
@@ -101,7 +103,6 @@ def test_stop_event_ends_a_live_run_cleanly(bundles) -> None:
     assert json.loads(stream.getvalue().splitlines()[-1])["event"] == "summary"
 
 
-@pytest.mark.tflite_runtime
 @pytest.mark.parametrize("colour", ["red", "blue"])
 def test_picamera_rgb888_is_bgr_in_memory(bundles, monkeypatch, colour: str) -> None:
     seen: list = []

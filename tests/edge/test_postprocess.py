@@ -9,6 +9,9 @@ from edgeclf.edge.postprocess import SmoothConfig, Smoother, answer, top_k
 from edgeclf.edge.stats import Histogram, RunStats, format_summary
 from edgeclf.errors import UsageError
 
+# The whole edge suite runs again in the tflite-runtime 2.14 venv (scripts/test.sh).
+pytestmark = pytest.mark.tflite_runtime
+
 LABELS = ("cat", "dog")
 
 
@@ -20,7 +23,6 @@ def _labels(smoother: Smoother, seq: list[float]) -> list[str]:
     return [smoother.update(_binary(p)).label for p in seq]
 
 
-@pytest.mark.tflite_runtime
 def test_top_k_and_threshold() -> None:
     probs = np.array([0.1, 0.6, 0.3], np.float32)
     assert top_k(probs, ("a", "b", "c"), 2) == [("b", pytest.approx(0.6)), ("c", pytest.approx(0.3))]
@@ -29,7 +31,6 @@ def test_top_k_and_threshold() -> None:
     assert answer(probs, ("a", "b", "c"), 0.7) == ("uncertain", pytest.approx(0.6))
 
 
-@pytest.mark.tflite_runtime
 def test_hysteresis_stops_flicker_around_the_boundary() -> None:
     wobble = [0.8, 0.48, 0.53, 0.47, 0.54, 0.46, 0.2, 0.7]
     assert _labels(Smoother(LABELS, SmoothConfig(hysteresis=0.0)), wobble) == \
@@ -39,7 +40,6 @@ def test_hysteresis_stops_flicker_around_the_boundary() -> None:
         ["dog", "dog", "dog", "dog", "dog", "dog", "cat", "dog"]
 
 
-@pytest.mark.tflite_runtime
 def test_moving_average_and_majority() -> None:
     mean = Smoother(LABELS, SmoothConfig(window=3, hysteresis=0.0))
     decisions = [mean.update(_binary(p)) for p in (0.9, 0.9, 0.0, 0.0)]
@@ -51,7 +51,6 @@ def test_moving_average_and_majority() -> None:
     assert _labels(vote, [0.9, 0.1, 0.9, 0.1, 0.1]) == ["dog", "dog", "dog", "cat", "cat"]
 
 
-@pytest.mark.tflite_runtime
 def test_uncertain_band() -> None:
     s = Smoother(LABELS, SmoothConfig(threshold=0.8, hysteresis=0.1))
     assert _labels(s, [0.5, 0.85, 0.75, 0.65, 0.9, 0.15]) == \
@@ -62,7 +61,6 @@ def test_uncertain_band() -> None:
         SmoothConfig(mode="median")
 
 
-@pytest.mark.tflite_runtime
 def test_histogram_percentiles_match_numpy() -> None:
     rng = np.random.default_rng(1)
     samples = rng.lognormal(mean=-6, sigma=0.7, size=5000)  # around 2.5 ms
@@ -74,7 +72,6 @@ def test_histogram_percentiles_match_numpy() -> None:
     assert Histogram().percentile(50) != Histogram().percentile(50)  # NaN when empty
 
 
-@pytest.mark.tflite_runtime
 def test_summary_text() -> None:
     st = RunStats()
     for i in range(10):

@@ -25,6 +25,9 @@ from edgeclf.errors import UsageError
 
 from .fakes import FakeCamera, FakeDevice
 
+# The whole edge suite runs again in the tflite-runtime 2.14 venv (scripts/test.sh).
+pytestmark = pytest.mark.tflite_runtime
+
 TOKEN = "s3cret-token-for-tests"
 runner = CliRunner()
 
@@ -67,6 +70,7 @@ class _Live:
         self.thread = threading.Thread(target=run, daemon=True)
         self.thread.start()
         self.url = self._wait_for("serving")["url"].rstrip("/")
+        self._wait_for("change")  # the first frame has been classified
 
     def _wait_for(self, event: str, timeout: float = 30) -> dict:
         deadline = time.monotonic() + timeout
@@ -155,17 +159,16 @@ def test_fifty_clients_that_never_read(live) -> None:
     frames_before = status()["frames"]
     socks = [_open_stream(live.url, f"/stream?token={TOKEN}", rcvbuf=4096) for _ in range(50)]
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             st = status()
-            if st["serve"]["dropped_slow"] >= 2 and st["serve"]["clients"] == 0:
-                break
+            if st["serve"]["dropped_slow"] >= 2 and st["serve"]["refused"] + st["serve"]["dropped_slow"] == 50:
+                break  # every one of the 50 was either refused or served until it stopped reading, then dropped
             assert threading.active_count() <= threads_before + 6 + 2  # max_clients + 4 connections, bounded
             time.sleep(0.2)
-        st = status()
         assert st["serve"]["dropped_slow"] >= 2 and st["serve"]["clients"] == 0  # the readers that never read
-        assert st["serve"]["refused"] >= 48 - st["serve"]["dropped_slow"]  # everyone past the bound got 503
-        assert st["serve"]["streams_total"] <= 50
+        assert st["serve"]["refused"] + st["serve"]["dropped_slow"] == 50  # the rest got 503, never a thread each
+        assert st["serve"]["streams_total"] == st["serve"]["dropped_slow"]
         assert st["frames"] > frames_before  # classification went on throughout
         assert live.thread.is_alive()
     finally:

@@ -15,6 +15,9 @@ import pytest
 
 from .conftest import REPO
 
+# The whole edge suite runs again in the tflite-runtime 2.14 venv (scripts/test.sh).
+pytestmark = pytest.mark.tflite_runtime
+
 
 @pytest.fixture(scope="module")
 def long_clip(tmp_path_factory, clip_frames) -> Path:
@@ -27,7 +30,6 @@ def long_clip(tmp_path_factory, clip_frames) -> Path:
     return path
 
 
-@pytest.mark.tflite_runtime
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_signal_stops_cleanly_with_a_summary(bundles, long_clip: Path, tmp_path: Path, sig: int) -> None:
     events_file = tmp_path / "events.jsonl"
