@@ -26,7 +26,7 @@ from edgeclf.edge.model import Classifier
 from edgeclf.edge.outputs import Outputs, check_save_path
 from edgeclf.edge.postprocess import SmoothConfig, Smoother, top_k
 from edgeclf.edge.serve import PreviewServer, check_bind, parse_bind
-from edgeclf.edge.sources import FrameSource, make_source, parse_size
+from edgeclf.edge.sources import FrameSource, ImageFolderSource, make_source, parse_size
 from edgeclf.edge.stats import RunStats, summary_dict
 from edgeclf.errors import UsageError
 from edgeclf.preprocess import CROP_MODES
@@ -126,7 +126,11 @@ def run_camera(bundle: str | Path, config: CameraConfig, *, events: EventWriter 
     own_events = events is None
     ev = events or EventWriter(config.events)
     feed: FileFeed | LiveFeed
-    if first.live or config.realtime:
+    realtime = config.realtime and not first.live
+    if realtime and isinstance(first, ImageFolderSource):
+        log.warning("--realtime: %s holds images, which have no frame rate; reading every image", first.name)
+        realtime = False
+    if first.live or realtime:
         backoff = (config.reconnect_min, config.reconnect_max)
         feed = LiveFeed(factory, ev.emit, config.stall_timeout, backoff, pace=not first.live)
     else:
@@ -210,7 +214,7 @@ def _loop(clf: Classifier, feed: Any, ev: EventWriter, stats: RunStats, state: d
         dec = smoother.update(probs)
         score = float(probs[dec.index]) if dec.index >= 0 else float(np.max(probs))
         latency_ms = (time.monotonic() - cap.t) * 1e3
-        periodic = config.every > 0 and cap.seq % config.every == 0
+        periodic = config.every > 0 and (stats.frames + 1) % config.every == 0  # counts frames used, not captured
         if dec.changed or periodic:
             fields: dict[str, Any] = {
                 "frame": cap.seq, "label": dec.label, "score": round(score, 4), "smoothed": round(dec.smoothed, 4),
