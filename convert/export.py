@@ -117,7 +117,8 @@ def to_tflite(saved_model: Path, kind: QuantizationKind,
 
 
 def convert_keras(model: Any, size: int, kinds: tuple[QuantizationKind, ...],
-                  representative: Callable[[], Iterator[list[Any]]] | None, quiet: bool = True) -> Iterator[tuple[QuantizationKind, bytes]]:
+                  representative: Callable[[], Iterator[list[Any]]] | None,
+                  quiet: bool = True) -> Iterator[tuple[QuantizationKind, bytes]]:
     """Export once, then yield (kind, tflite bytes) per kind; the temp SavedModel is removed at the end."""
     with tempfile.TemporaryDirectory(prefix="edgeclf-export-") as tmp:
         saved = export_saved_model(model, size, Path(tmp) / "saved_model", quiet)

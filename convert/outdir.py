@@ -61,7 +61,8 @@ def locked(out: Path) -> Iterator[None]:
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            raise EdgeclfError(f"{out}: another `edgeclf convert` is writing bundles here; wait for it to finish") from None
+            raise EdgeclfError(f"{out}: another `edgeclf convert` is writing bundles here; "
+                               "wait for it to finish") from None
         tidy_leftovers(out)
         yield
     finally:

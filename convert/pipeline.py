@@ -62,7 +62,8 @@ class ConvertConfig:
         if not -100 <= self.max_drop <= 100:
             raise UsageError(f"--max-drop {self.max_drop} must be between -100 and 100 percentage points")
         if self.runtime not in RUNTIME_CHOICES:
-            raise UsageError(f"--runtime {self.runtime!r} is not supported; expected one of {', '.join(RUNTIME_CHOICES)}")
+            raise UsageError(f"--runtime {self.runtime!r} is not supported; "
+                             f"expected one of {', '.join(RUNTIME_CHOICES)}")
         if any(s <= 0 for s in self.sizes):
             raise UsageError(f"--size {min(self.sizes)} must be a positive input size")
 
@@ -106,7 +107,8 @@ def convert_run(run_dir: str | Path, config: ConvertConfig, progress: Progress |
     results: list[VariantResult] = []
     with locked(out):
         for size in sizes:
-            results.extend(_convert_size(run, info, size, models[size], data, config, out, progress, len(results), total))
+            results.extend(_convert_size(run, info, size, models[size], data, config, out, progress,
+                                         len(results), total))
         if progress:
             progress("writing variants.json and the plot", total, total)
         variants_json = out / VARIANTS_FILE
@@ -115,8 +117,8 @@ def convert_run(run_dir: str | Path, config: ConvertConfig, progress: Progress |
     return ConvertResult(tuple(results), out, variants_json, plot)
 
 
-def _convert_size(run: RunDir, info: RunInfo, size: int, model_path: Path, data: RunData, config: ConvertConfig, out: Path,
-                  progress: Progress | None, done: int, total: int) -> list[VariantResult]:
+def _convert_size(run: RunDir, info: RunInfo, size: int, model_path: Path, data: RunData, config: ConvertConfig,
+                  out: Path, progress: Progress | None, done: int, total: int) -> list[VariantResult]:
     spec = info.models[size].preprocess
     if progress:
         progress(f"{size}: loading the Keras model and held-out images", done, total)

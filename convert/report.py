@@ -83,7 +83,7 @@ def _loads(v: bool | None) -> str:
 
 
 def summary_rows(results: Sequence[VariantResult]) -> list[tuple[str, ...]]:
-    """variant, size KB, accuracy, delta vs Keras, agreement, loads on ai-edge-litert, on tflite-runtime 2.14, status."""
+    """variant, size KB, accuracy, delta vs Keras, agreement, loads on ai-edge-litert / tflite-runtime 2.14, status."""
     return [(r.name, f"{r.size_bytes / 1024:.1f}", f"{100 * r.metrics.accuracy:.2f}%", f"{r.metrics.delta_pp:+.2f}",
              f"{100 * r.metrics.agreement:.2f}%", _loads(r.loads_on(LITERT)), _loads(r.loads_on(RUNTIME_214)),
              r.status if r.status != ALLOWED else "over max-drop (kept)") for r in results]

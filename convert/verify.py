@@ -100,7 +100,8 @@ def _run(interpreter_class: Any, model_bytes: bytes, x: np.ndarray) -> tuple[np.
     return np.stack(probs), in_spec, out_spec
 
 
-def tflite_probs(model_bytes: bytes, x: np.ndarray, quiet: bool = True) -> tuple[np.ndarray, TensorSpec, TensorSpec, str]:
+def tflite_probs(model_bytes: bytes, x: np.ndarray,
+                 quiet: bool = True) -> tuple[np.ndarray, TensorSpec, TensorSpec, str]:
     """Run the converted model on every image: (probs, input spec, output spec, interpreter name)."""
     name, cls = _interpreter_class()
     with quiet_native(quiet) as cap:
@@ -133,7 +134,8 @@ def _module_version(dist: str) -> str:
         return "unknown"
 
 
-def runtime_report(model_bytes: bytes, interpreter: str, x_one: np.ndarray, quiet: bool = True) -> dict[str, dict[str, Any]]:
+def runtime_report(model_bytes: bytes, interpreter: str, x_one: np.ndarray,
+                   quiet: bool = True) -> dict[str, dict[str, Any]]:
     """Which runtime loads the model: measured where installed, else judged from the op versions."""
     report: dict[str, dict[str, Any]] = {}
     if interpreter == LITERT:
@@ -152,7 +154,8 @@ def runtime_report(model_bytes: bytes, interpreter: str, x_one: np.ndarray, quie
             with quiet_native(quiet):
                 try:
                     _run(Interpreter, model_bytes, x_one)
-                    entry = {"loads": True, "why": "loaded and invoked here (tflite-runtime 2.14)", "source": "load+invoke"}
+                    entry = {"loads": True, "why": "loaded and invoked here (tflite-runtime 2.14)",
+                             "source": "load+invoke"}
                 except Exception as e:
                     first = (str(e).strip().splitlines() or [type(e).__name__])[0]
                     entry = {"loads": False, "why": f"{verdict.why if not verdict.loads else first}",

@@ -145,7 +145,8 @@ def test_bare_quantize_means_int8_through_the_cli(tiny_run: Path) -> None:
 
 def test_expand_bare_quantize() -> None:
     assert expand_bare_quantize(["run", "--quantize"]) == ["run", "--quantize", "int8"]
-    assert expand_bare_quantize(["run", "--quantize", "--size", "150"]) == ["run", "--quantize", "int8", "--size", "150"]
+    assert expand_bare_quantize(["run", "--quantize", "--size", "150"]) == \
+        ["run", "--quantize", "int8", "--size", "150"]
     assert expand_bare_quantize(["--quantize", "runs/train-1"]) == ["--quantize", "int8", "runs/train-1"]
     assert expand_bare_quantize(["r", "--quantize", "int8", "--quantize", "float16"]) == \
         ["r", "--quantize", "int8", "--quantize", "float16"]
@@ -194,7 +195,8 @@ def test_converter_noise_is_hidden_unless_verbose(tiny_run: Path) -> None:
 
     from .conftest import REPO
 
-    cmd = [sys.executable, "-m", "edgeclf", "convert", str(tiny_run), "--quantize", "--size", "24", "--calibration", "10"]
+    cmd = [sys.executable, "-m", "edgeclf", "convert", str(tiny_run), "--quantize", "--size", "24",
+           "--calibration", "10"]
     quiet = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=REPO)
     assert quiet.returncode == 0, quiet.stderr
     noise = ("fully_quantize", "XNNPACK", "W0000", "I0000", "absl")
