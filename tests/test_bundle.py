@@ -79,3 +79,18 @@ def test_rewrite_keeps_old_bundle_on_failure(tmp_path: Path) -> None:
         write_bundle(tmp_path / "b", b"not a model", make_manifest())
     assert load_bundle(tmp_path / "b").manifest == first
     assert [p.name for p in tmp_path.iterdir()] == ["b"]  # no temp folders left behind
+
+
+def test_bundle_is_readable_by_other_users(tmp_path: Path) -> None:
+    """A systemd service on the Pi often runs as another user: bundles are not left 0700/0600 by temp files."""
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        write_bundle(tmp_path / "b", FAKE_TFLITE, make_manifest())
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "b").stat().st_mode) == 0o755
+    for f in (MODEL_FILE, MANIFEST_FILE):
+        assert stat.S_IMODE((tmp_path / "b" / f).stat().st_mode) == 0o644
