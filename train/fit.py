@@ -17,9 +17,10 @@ from edgeclf.train.augment import AugmentSpec
 from edgeclf.train.archs import build_model, get_arch, transfer_weights
 from edgeclf.train.callbacks import Best, Keeper, SizeState, precise_bn, read_state
 from edgeclf.train.config import TrainConfig
+from edgeclf.train.distribute import fitting, input_plan
 from edgeclf.train.modelio import inference_view, load_keras
 from edgeclf.train.report import classification_metrics
-from edgeclf.train.tfdata import cache_bytes, eval_dataset, steps_per_epoch, train_dataset
+from edgeclf.train.tfdata import cache_bytes, eval_dataset, train_dataset
 
 log = logging.getLogger(__name__)
 
@@ -51,13 +52,13 @@ def epochs_for(job: SizeJob) -> int:
     return min(job.cfg.warm_epochs, job.cfg.epochs) if job.warm_from is not None else job.cfg.epochs
 
 
-def _compile(model: Any, job: SizeJob, n_classes: int) -> None:
+def _compile(model: Any, job: SizeJob, n_classes: int, epoch_steps: int) -> None:
     import keras
 
     cfg = job.cfg
     lr: Any = cfg.lr
     if cfg.schedule == "cosine":
-        steps = epochs_for(job) * steps_per_epoch(len(job.train), cfg.batch_size)
+        steps = epochs_for(job) * epoch_steps
         lr = keras.optimizers.schedules.CosineDecay(cfg.lr, decay_steps=steps, alpha=0.0)
     loss = "binary_crossentropy" if n_classes == 2 else "sparse_categorical_crossentropy"
     model.compile(optimizer=keras.optimizers.RMSprop(lr), loss=loss, metrics=["accuracy"])
@@ -95,7 +96,7 @@ def _measured_best(path: Path, job: SizeJob, spec: PreprocessSpec, state: SizeSt
     return Best(float(m["accuracy"]), float(m["loss"]), epoch)
 
 
-def _build(job: SizeJob, state: SizeState, sdir: Path) -> Any:
+def _build(job: SizeJob, state: SizeState, sdir: Path, epoch_steps: int) -> Any:
     import keras
 
     n = len(job.labels)
@@ -108,7 +109,7 @@ def _build(job: SizeJob, state: SizeState, sdir: Path) -> Any:
     if job.warm_from is not None:
         transfer_weights(load_keras(job.warm_from), model)
         log.info("%d px: starting from the weights of %s (same architecture, GAP head)", job.size, job.warm_from)
-    _compile(model, job, n)
+    _compile(model, job, n, epoch_steps)
     return model
 
 
@@ -135,8 +136,9 @@ def train_size(job: SizeJob, strategy: Any, progress: bool = False) -> SizeState
     if not cache:
         log.info("%d px: %d images do not fit the %d GB cache budget; decoding every epoch",
                  size, len(job.train) + len(job.val), CACHE_BUDGET // 1024**3)
+    plan = input_plan(strategy, cfg.batch_size, len(job.train), len(job.val), EVAL_BATCH)  # global batch, sharding
     with strategy.scope():
-        model = _build(job, state, sdir)
+        model = _build(job, state, sdir, plan.steps)
     _check_space(job.run.path, model)
     keeper = Keeper(size=size, state=state, state_dir=sdir, best_path=best_path,
                     history_path=job.run.path / f"history-{size}.csv", inference_model=inference_view(model),
@@ -146,13 +148,16 @@ def train_size(job: SizeJob, strategy: Any, progress: bool = False) -> SizeState
         log.info("%d px: %s, %d parameters, %d train / %d held-out images, epochs %d..%d",
                  size, get_arch(cfg.arch).summary, model.count_params(), len(job.train), len(job.val),
                  state.epoch + 1, epochs)
-        tds = train_dataset([f for f, _ in job.train], [y for _, y in job.train], spec, cfg.batch_size, n_classes,
+        if plan.replicas > 1:
+            log.info("%d px: %s", size, plan.describe())
+        tds = train_dataset([f for f, _ in job.train], [y for _, y in job.train], spec, plan.global_batch, n_classes,
                             cfg.seed, state.epoch, epochs, AugmentSpec() if cfg.augment else None, cache)
         vds = eval_dataset([f for f, _ in job.val], [y for _, y in job.val], spec, EVAL_BATCH, n_classes, cache)
-        model.fit(tds, validation_data=vds, epochs=epochs, initial_epoch=state.epoch,
-                  steps_per_epoch=steps_per_epoch(len(job.train), cfg.batch_size),
-                  callbacks=[precise_bn(model, _bn_batches(job, spec, cache)), keeper.callback],
-                  verbose=1 if progress else 0, shuffle=False)
+        with fitting(strategy, model):
+            model.fit(plan.train(tds), validation_data=plan.eval(vds), epochs=epochs, initial_epoch=state.epoch,
+                      steps_per_epoch=plan.steps,
+                      callbacks=[precise_bn(model, _bn_batches(job, spec, cache)), keeper.callback],
+                      verbose=1 if progress else 0, shuffle=False)
     state = keeper.state
     if state.status == "diverged":
         kept = (f"the last good model stays at {best_path} (epoch {state.best.epoch}, val_accuracy "
