@@ -11,8 +11,9 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -41,6 +42,7 @@ class TrainResult:
     sizes: dict[int, dict[str, Any]]  # per size: held-out metrics, best epoch, img/s, ...
     skipped: int  # broken files left out
     seconds: float
+    worker: str | None = None  # multi-worker, not the chief: "worker 1 of 2" (its scratch copy of the run is gone)
 
 
 def next_run_dir(base: Path) -> Path:
@@ -108,15 +110,13 @@ def _size_order(cfg: TrainConfig) -> list[int]:
 
 
 def _train_sizes(cfg: TrainConfig, run: RunDir, labels: tuple[str, ...], split: Split,
-                 progress: bool) -> dict[int, dict[str, Any]]:
+                 progress: bool, strategy: Any) -> dict[int, dict[str, Any]]:
     import tensorflow as tf
 
-    from edgeclf.train.distribute import resolve_strategy
     from edgeclf.train.fit import SizeJob, train_size
 
     if cfg.deterministic:
         tf.config.experimental.enable_op_determinism()
-    strategy = resolve_strategy(cfg.strategy)
     root = Path(cfg.data_dir)
     vroot = Path(split.val_dir) if split.val_dir else root
     train = tuple((str(root / p), y) for p, y in split.train)
@@ -170,20 +170,33 @@ def _write_data_files(run: RunDir, ds: Any, vds: Any, split: Split, why: str) ->
 
 
 def train(cfg: TrainConfig, progress: bool = False) -> TrainResult:
-    """Train a new run; see the module docstring."""
+    """Train a new run; see the module docstring. Under --strategy multi-worker only the chief writes the
+    run directory; every other worker writes a scratch copy that is removed at the end."""
+    from edgeclf.train.distribute import worker_role
+
+    role = worker_role(cfg.strategy)  # TF_CONFIG is checked before any work
+    with role.scratch() as scratch:
+        result = _train(cfg, progress, scratch)
+    return result if role.chief else replace(result, worker=role.describe())
+
+
+def _train(cfg: TrainConfig, progress: bool, scratch: Path | None) -> TrainResult:
+    from edgeclf.train.distribute import resolve_strategy
+
     t0 = time.perf_counter()
     cfg = cfg.with_(data_dir=str(Path(cfg.data_dir).resolve()),
                     validation_dir=str(Path(cfg.validation_dir).resolve()) if cfg.validation_dir else None)
-    out = _prepare_out(cfg)
+    out = _prepare_out(cfg if scratch is None else cfg.with_(out=str(scratch / "run")))
     cfg = cfg.with_(out=str(out))
     run = RunDir(out)
+    strategy = resolve_strategy(cfg.strategy)  # before TensorFlow runs anything: multi-worker sets it up first
     ds, vds = _load_data(cfg, progress)
     split, why = _split(cfg, ds, vds)
     log.info("%s: %d classes %s, %d images (%d train, %d held out); %s", cfg.data_dir, len(ds.labels),
              list(ds.labels), len(ds.items), len(split.train), len(split.val), why)
     _write_data_files(run, ds, vds, split, why)
     skipped = len(ds.bad) + (len(vds.bad) if vds is not None else 0)
-    results = _train_sizes(cfg, run, ds.labels, split, progress)
+    results = _train_sizes(cfg, run, ds.labels, split, progress, strategy)
     _finish(cfg, run, ds.labels, split, why, results)
     return _result(cfg, run, ds.labels, split, why, results, skipped, t0)
 
@@ -198,13 +211,31 @@ def _read_json(path: Path) -> Any:
 
 
 def resume(run_dir: Path, progress: bool = False) -> TrainResult:
-    """Continue a killed run with its saved config and split; finished sizes are not trained again."""
-    t0 = time.perf_counter()
+    """Continue a killed run with its saved config and split; finished sizes are not trained again.
+
+    Under --strategy multi-worker every worker passes the chief's run directory (shared storage): the
+    chief resumes it in place, the others resume a scratch copy of it, so all restore the same backup.
+    """
+    from edgeclf.train.distribute import worker_role
+
     run_dir = Path(run_dir).resolve()
     if not run_dir.is_dir():
         raise RunError(f"--resume {run_dir}: no such run directory")
+    role = worker_role(str(_read_json(run_dir / CONFIG_FILE).get("strategy", "auto")))
+    with role.scratch() as scratch:
+        if scratch is not None:  # copied before this worker joins the cluster, so before the chief writes
+            shutil.copytree(run_dir, scratch / "run", ignore=shutil.ignore_patterns(".*.tmp*"))
+        result = _resume(run_dir if scratch is None else scratch / "run", progress)
+    return result if role.chief else replace(result, worker=role.describe(), run_dir=run_dir)
+
+
+def _resume(run_dir: Path, progress: bool) -> TrainResult:
+    from edgeclf.train.distribute import resolve_strategy
+
+    t0 = time.perf_counter()
     cfg = TrainConfig.from_dict(_read_json(run_dir / CONFIG_FILE)).with_(out=str(run_dir))
     run = RunDir(run_dir)
+    strategy = resolve_strategy(cfg.strategy)  # before TensorFlow runs anything (and before the chief writes)
     for tmp in run_dir.rglob(".*.tmp*"):  # half-written files of the killed process (atomic writes' temps)
         if tmp.is_file():
             tmp.unlink()
@@ -226,7 +257,7 @@ def resume(run_dir: Path, progress: bool = False) -> TrainResult:
         log.info("%s is complete; nothing to resume", run_dir)
     else:
         log.info("resuming %s (%s, sizes %s)", run_dir, cfg.arch, list(cfg.sizes))
-    results = _train_sizes(cfg, run, labels, split, progress)
+    results = _train_sizes(cfg, run, labels, split, progress, strategy)
     if not (run_dir / RUN_FILE).exists():
         _finish(cfg, run, labels, split, why, results)
     skipped = len(report.get("bad", [])) + len(report.get("validation", {}).get("bad", []))
