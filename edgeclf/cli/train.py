@@ -34,7 +34,8 @@ def train(
     schedule: Optional[str] = typer.Option(None, "--schedule", help="cosine (decay from --lr to 0 over the epochs) "
                                            "or constant. [default: cosine]"),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Most epochs per size. [default: 30]"),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="[default: 32]"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Images per replica per step; the global "
+                                             "batch is this x replicas. [default: 32]"),
     seed: Optional[int] = typer.Option(None, "--seed", help="Same seed, same data: same metrics. [default: 1337]"),
     out: Optional[Path] = typer.Option(None, "--out", help="Run directory to create. [default: runs/train-N]"),
     patience: Optional[int] = typer.Option(None, "--patience",
@@ -44,7 +45,10 @@ def train(
     warm_start: Optional[bool] = typer.Option(None, "--warm-start/--no-warm-start", help="GAP archs: start each "
                                               "larger size from the smaller size's best model. [default: on]"),
     warm_epochs: Optional[int] = typer.Option(None, "--warm-epochs", help="Epochs for a warm-started size. [default: 10]"),
-    strategy: Optional[str] = typer.Option(None, "--strategy", help="tf.distribute strategy: auto or default. [default: auto]"),
+    strategy: Optional[str] = typer.Option(None, "--strategy", help="tf.distribute strategy: auto (mirrored when several "
+                                           "GPUs are visible, else default), default (one device), mirrored (all local "
+                                           "GPUs, or CPU devices) or multi-worker (machines listed in TF_CONFIG). "
+                                           "[default: auto]"),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue this killed run from its last backup."),
 ) -> None:
     """Train the classifier at 300x300 and 150x150 input and write a run directory."""
@@ -84,6 +88,10 @@ def _summary(result) -> None:  # type: ignore[no-untyped-def]
                       str(m["epochs_run"]), m["stopped"], f"{m['params']:,}", f"{m['train_img_s']:.0f}")
     console = Console(soft_wrap=True)
     console.print(table)
+    if result.worker:
+        console.print(f"{result.worker}: trained with the chief, which writes the run directory; this worker's "
+                      "scratch copy was removed", highlight=False)
+        return
     skipped = f"; {result.skipped} broken image(s) skipped (data_report.json)" if result.skipped else ""
     console.print(f"run: {result.run_dir}  ({result.n_train} train / {result.n_val} held-out images, "
                   f"{result.seconds / 60:.1f} min{skipped})", highlight=False)
