@@ -76,6 +76,24 @@ def _sep_bn(x: Any, filters: int, strides: int = 1) -> Any:
     return layers.ReLU()(x)
 
 
+TRUNK_MAX = 112  # the trunk of the edge nets starts at most this many pixels wide
+
+
+def _to_trunk_scale(x: Any) -> Any:
+    """Max-pool the stem's output until it is at most TRUNK_MAX wide.
+
+    At 150 input the stem gives 75x75 and nothing happens; at 300 it gives 150x150, pooled to 75x75. The
+    trunk then sees objects at the same scale at every input size (the stem still sees full resolution),
+    so one set of weights serves both sizes and 300 costs little more than 150. No weights: it does not
+    change what `transfer_weights` copies.
+    """
+    from keras import layers
+
+    while x.shape[1] > TRUNK_MAX:
+        x = layers.MaxPooling2D(2)(x)
+    return x
+
+
 def _gap_head(x: Any, n: int, dropout: float) -> Any:
     from keras import layers
 
@@ -85,12 +103,12 @@ def _gap_head(x: Any, n: int, dropout: float) -> Any:
 
 
 def _edge(widths: tuple[int, ...], dropout: float = 0.3) -> Callable[[Any, int], Any]:
-    """Stride-2 stem, then conv-BN-ReLU + max-pool per width, a last conv, GAP."""
+    """Stride-2 stem (pooled to trunk scale), then conv-BN-ReLU + max-pool per width, a last conv, GAP."""
 
     def build(x: Any, n: int) -> Any:
         from keras import layers
 
-        x = _conv_bn(x, widths[0], strides=2)
+        x = _to_trunk_scale(_conv_bn(x, widths[0], strides=2))
         for w in widths[1:-1]:
             x = _conv_bn(x, w)
             x = layers.MaxPooling2D(2)(x)
@@ -104,7 +122,7 @@ def _edge_sep(widths: tuple[int, ...], dropout: float = 0.3) -> Callable[[Any, i
     """Full conv stem, then depthwise-separable blocks with stride 2, GAP."""
 
     def build(x: Any, n: int) -> Any:
-        x = _conv_bn(x, widths[0], strides=2)
+        x = _to_trunk_scale(_conv_bn(x, widths[0], strides=2))
         for w in widths[1:]:
             x = _sep_bn(x, w, strides=2)
         return _gap_head(x, n, dropout)

@@ -168,7 +168,7 @@ class Keeper:
         backup = f"backup-{epoch + 1}.keras"
         self._save_model(model, self.state_dir / backup)
         old = self.state.backup
-        stop = wait >= self.patience
+        stop = wait >= self.patience and epoch + 1 < self.epochs
         self.state = replace(self.state, epoch=epoch + 1, backup=backup, best=best, wait=wait,
                              history=self.state.history + (row,), stopped="early" if stop else None)
         self._save_state()

@@ -174,6 +174,7 @@ def train_size(job: SizeJob, strategy: Any, progress: bool = False) -> SizeState
     ips = [r["train_img_s"] for r in hist[1:]] or [r["train_img_s"] for r in hist]
     result.update(best_epoch=state.best.epoch if state.best else None, epochs_run=len(hist),
                   stopped=state.stopped or "epochs", params=int(best.count_params()),
+                  last_val_accuracy=hist[-1].get("val_accuracy") if hist else None,
                   train_img_s=round(float(np.median(ips)), 1) if ips else None,
                   train_seconds=round(sum(r["seconds"] for r in hist), 1))
     state = replace(state, status="done", result=result, stopped=state.stopped or "epochs")
