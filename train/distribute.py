@@ -308,7 +308,8 @@ def _multi_worker_logs(strategy: Any) -> Iterator[None]:
     original = tf_trainer.reduce_per_replica
 
     def mean(v: Any) -> Any:
-        return strategy.reduce("MEAN", v, axis=None) if isinstance(v, (tf.Tensor, tf.distribute.DistributedValues)) else v
+        tensor = isinstance(v, (tf.Tensor, tf.distribute.DistributedValues))
+        return strategy.reduce("MEAN", v, axis=None) if tensor else v
 
     def reduce_per_replica(values: Any, on: Any, reduction: str) -> Any:
         if on is strategy and reduction in ("auto", "mean"):
@@ -337,8 +338,11 @@ def fitting(strategy: Any, model: Any) -> Iterator[None]:
         yield
         return
     _local_symbolic_build(model, strategy)
-    with _multi_worker_logs(strategy):
-        yield
+    try:
+        with _multi_worker_logs(strategy):
+            yield
+    finally:
+        del model._maybe_symbolic_build  # the class's own again
 
 
 def input_plan(strategy: Any, per_replica_batch: int, n_train: int, n_val: int, eval_batch: int = 64) -> InputPlan:
