@@ -155,7 +155,7 @@ class Keeper:
             self._diverged(model, self.state.diverged_at or f"loss {bad:g} at epoch {epoch + 1} (validation)")
             return  # nothing from this epoch is kept: the best model and the backup stay as they were
         train_s = max(self._t_train - self._t0, 1e-9)
-        row = {"epoch": epoch + 1, **{k: round(float(v), 6) for k, v in logs.items()},
+        row = {"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()},
                "seconds": round(time.perf_counter() - self._t0, 3), "train_img_s": round(self.n_train / train_s, 1)}
         acc, loss = float(logs["val_accuracy"]), float(logs["val_loss"])
         best, wait = self.state.best, self.state.wait

@@ -87,13 +87,19 @@ def _bn_batches(job: SizeJob, spec: PreprocessSpec, cache: bool) -> Any:
 
 
 def _measured_best(path: Path, job: SizeJob, spec: PreprocessSpec, state: SizeState) -> Best | None:
-    """The best model file's own held-out metrics: a kill between writes can leave state and file apart."""
+    """The best model file's own held-out metrics: a kill between writes can leave state and file apart.
+
+    Measured with Keras' evaluate and the training loss, the numbers fit's validation reports, so a later
+    epoch is compared like with like.
+    """
     if not path.exists():
         return None
-    m = classification_metrics(_predict(load_keras(path), job.val, spec, len(job.labels), False),
-                               [y for _, y in job.val], job.labels)
-    epoch = state.best.epoch if state.best else 0
-    return Best(float(m["accuracy"]), float(m["loss"]), epoch)
+    n = len(job.labels)
+    model = load_keras(path)
+    model.compile(loss="binary_crossentropy" if n == 2 else "sparse_categorical_crossentropy", metrics=["accuracy"])
+    vds = eval_dataset([f for f, _ in job.val], [y for _, y in job.val], spec, EVAL_BATCH, n, False)
+    loss, acc = model.evaluate(vds, verbose=0)
+    return Best(float(acc), float(loss), state.best.epoch if state.best else 0)
 
 
 def _build(job: SizeJob, state: SizeState, sdir: Path, epoch_steps: int) -> Any:
