@@ -32,7 +32,7 @@ def colors(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def trained(colors: Path, tmp_path_factory) -> tuple[Path, "object"]:
     out = tmp_path_factory.mktemp("runs") / "run"
-    r = _train(str(colors), "--out", str(out), "--size", "48", "--size", "32", "--epochs", "3", "--batch-size", "8",
+    r = _train(str(colors), "--out", str(out), "--size", "48", "--size", "32", "--epochs", "2", "--batch-size", "8",
                "--seed", "3")
     return out, r
 
@@ -99,7 +99,7 @@ def test_three_classes_give_softmax_and_multiclass(tmp_path: Path) -> None:
 
 
 def test_same_seed_twice_gives_the_same_metrics(colors: Path, tmp_path: Path) -> None:
-    args = [str(colors), *FAST, "--augment", "--seed", "11"]
+    args = [str(colors), *FAST, "--augment", "--seed", "11", "--epochs", "1"]
     a, b = _train(*args, "--out", str(tmp_path / "a")), _train(*args, "--out", str(tmp_path / "b"))
     assert a.exit_code == 0 and b.exit_code == 0, a.output + b.output
     ma, mb = (json.loads((tmp_path / x / "metrics.json").read_text())["sizes"]["32"] for x in "ab")
