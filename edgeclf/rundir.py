@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from .atomic import write_json
+from .atomic import write_json, write_text
 from .errors import RunError
 from .preprocess import PreprocessSpec
 
@@ -88,8 +88,8 @@ class RunDir:
         return self.path / "bundles"
 
     def write_info(self, info: RunInfo) -> None:
-        write_json(self.path / RUN_FILE, info.to_dict())
-        (self.path / "labels.txt").write_text("\n".join(info.labels) + "\n", "utf-8")
+        write_text(self.path / "labels.txt", "\n".join(info.labels) + "\n")
+        write_json(self.path / RUN_FILE, info.to_dict())  # last: a run without run.json is unfinished
 
     def write_split(self, split: Split) -> None:
         write_json(self.path / SPLIT_FILE, split.to_dict())
