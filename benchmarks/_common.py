@@ -93,19 +93,33 @@ def held_out(run: Path, data: str | None = None, limit: int = 0) -> list[tuple[s
 
 
 def machine() -> dict[str, Any]:
-    from edgeclf.edge.bench_report import cpu_model
+    from edgeclf.edge.bench_report import cpu_model, cpu_snapshot
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     return {"cpu": cpu_model(), "cores": os.cpu_count(), "load": round(load, 2) if load is not None else None,
-            "python": sys.version.split()[0], "date": time.strftime("%Y-%m-%d %H:%M %Z")}
+            "python": sys.version.split()[0], "date": time.strftime("%Y-%m-%d %H:%M %Z"),
+            "cpu_start": cpu_snapshot()}
 
 
 def print_machine(title: str) -> dict[str, Any]:
+    """The machine line at the start; `finish` says how busy other processes kept it meanwhile."""
     m = machine()
-    busy = m["load"] is not None and m["load"] > 0.5 * (m["cores"] or 1)
     print(f"== {title}\n{m['date']} · {m['cpu']} · {m['cores']} cores · Python {m['python']} · load average "
-          f"{m['load']}{' (busy: figures are pessimistic)' if busy else ''}", flush=True)
+          f"{m['load']} at start", flush=True)
     return m
+
+
+def finish(m: dict[str, Any]) -> dict[str, Any]:
+    """Print and record the cores other processes used during the measurement (the noise)."""
+    from edgeclf.edge.bench_report import others_cores
+
+    others = others_cores(m.get("cpu_start"))
+    out = {k: v for k, v in m.items() if k != "cpu_start"}
+    out["others_cores"] = others
+    if others is not None:
+        verdict = "busy: figures are pessimistic" if others > 0.25 else "quiet"
+        print(f"other processes kept {others:.2f} of {m['cores']} cores busy during this run ({verdict})", flush=True)
+    return out
 
 
 def timed(fn: Callable[[], Any], n: int, warmup: int = 3) -> list[float]:

@@ -115,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
              f"int8 goals: ≤ {RSS_GOAL_MB:.0f} MB / ≤ {FIRST_GOAL_S} s"], rows,
             title=f"fresh processes, medians of {a.repeats} (first frame = from process start; for `import "
                   "tensorflow` the time is to exit, with no frame at all)")
+    m = c.finish(m)
     c.save(a.json, {"machine": m, "run": str(run), "image": image, "cases": cases})
     return 0
 

@@ -71,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
                   + ")")
     if report.keras_accuracy:
         print("Keras accuracy: " + ", ".join(f"@{s} {100 * v:.1f} %" for s, v in sorted(report.keras_accuracy.items())))
+    m = c.finish(m)
     c.save(a.json, {"machine": m, "run": str(run), "n_eval": n_eval, "variants": out,
                     "keras_accuracy": dict(report.keras_accuracy)})
     return 0

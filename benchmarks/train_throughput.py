@@ -180,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
                          f"{100 * r['accuracy']:.1f}", goal])
     c.table(["size", "case", "img/s", "img/s 2+", "vs seed", "vs seed 2+", "epoch s (total)", "held-out acc %",
              "goal"], rows, title=f"training throughput, {a.epochs} epochs per case, same files, same process")
+    m = c.finish(m)
     c.save(a.json, {"machine": m, "data": str(data), "epochs": a.epochs, "split": plan.why, "arch": arch,
                     "results": results})
     return 0

@@ -10,6 +10,7 @@ import csv
 import io
 import os
 import platform
+import time
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
@@ -91,7 +92,7 @@ def machine_info(runtimes: Mapping[str, str]) -> dict[str, Any]:
     return {"date": datetime.now().astimezone().isoformat(timespec="seconds"), "cpu": cpu_model(),
             "cores": os.cpu_count(), "arch": platform.machine(), "os": platform.platform(terse=True),
             "python": platform.python_version(), "numpy": np.__version__, "opencv": cv2.__version__,
-            "runtimes": dict(runtimes), "load_before": _loadavg()}
+            "runtimes": dict(runtimes), "load_before": _loadavg(), "cpu_start": cpu_snapshot()}
 
 
 def _loadavg() -> float | None:
@@ -101,12 +102,34 @@ def _loadavg() -> float | None:
         return None
 
 
+def cpu_snapshot() -> tuple[float, float, float] | None:
+    """(CPU seconds used by the whole machine, by this process and its waited-for children, wall clock)."""
+    try:
+        with open("/proc/stat", encoding="ascii") as fh:
+            fields = [int(x) for x in fh.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    busy = sum(fields) - fields[3] - (fields[4] if len(fields) > 4 else 0)  # all but idle and iowait
+    t = os.times()
+    return busy / os.sysconf("SC_CLK_TCK"), t.user + t.system + t.children_user + t.children_system, time.monotonic()
+
+
+def others_cores(start: tuple[float, float, float] | None) -> float | None:
+    """Cores that *other* processes kept busy on average since `start`: the noise behind the figures."""
+    end = cpu_snapshot()
+    if start is None or end is None or end[2] <= start[2]:
+        return None
+    others = (end[0] - start[0]) - (end[1] - start[1])
+    return round(max(0.0, others) / (end[2] - start[2]), 2)
+
+
 def finish_machine(machine: Mapping[str, Any]) -> dict[str, Any]:
-    """Add the load average after the run and whether the machine was busy (load > half the cores)."""
-    after = _loadavg()
-    loads = [x for x in (machine.get("load_before"), after) if x is not None]
-    busy = bool(loads) and max(loads) > 0.5 * (machine.get("cores") or 1)
-    return {**machine, "load_after": after, "busy": busy}
+    """Add the load after the run, the cores other processes used meanwhile, and whether that was a lot
+    (a quarter of a core or more)."""
+    d = {k: v for k, v in machine.items() if k != "cpu_start"}
+    others = others_cores(machine.get("cpu_start"))
+    busy = others > 0.25 if others is not None else (d.get("load_before") or 0) > 0.5 * (d.get("cores") or 1)
+    return {**d, "load_after": _loadavg(), "others_cores": others, "busy": busy}
 
 
 def _fmt(v: Any, digits: int = 1) -> str:
@@ -152,10 +175,12 @@ def header_lines(report: BenchReport) -> list[str]:
     m = report.machine
     rts = ", ".join(f"{k} {v}" for k, v in m.get("runtimes", {}).items())
     load = f"load average {m.get('load_before')} before, {m.get('load_after')} after"
+    if m.get("others_cores") is not None:
+        load = f"other processes kept {m['others_cores']:.2f} cores busy meanwhile ({load})"
     lines = [
         f"{m.get('date', '')} · {m.get('cpu', '?')} · {m.get('cores', '?')} cores · {m.get('arch', '')} · "
         f"Python {m.get('python', '')} · numpy {m.get('numpy', '')} · OpenCV {m.get('opencv', '')} · {rts}",
-        load + (" — the machine was busy: timings are pessimistic" if m.get("busy") else " (quiet)"),
+        load + (" — busy: timings are pessimistic" if m.get("busy") else " — quiet"),
     ]
     r0 = report.rows[0] if report.rows else None
     if r0 is not None:
