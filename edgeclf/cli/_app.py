@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import sys
 from typing import Any, Callable, Optional, TypeVar
 
@@ -51,6 +52,9 @@ def _main(
     log.propagate = False
     settings.verbose = verbose
     settings.quiet = quiet
+    if not verbose:
+        # TensorFlow's C++ start-up banners (oneDNN, CPU features) are nothing a user can act on; -v shows them.
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 class _Settings:
