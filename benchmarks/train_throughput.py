@@ -10,7 +10,8 @@ reads them through folders of symlinks, as flow_from_directory needs), for the s
 - seed net, edgeclf loop with the seed's settings (batch 128, no augmentation): `edgeclf.train.fit.train_size`,
   i.e. the tf.data pipeline (parallel decode, cache, prefetch) and edgeclf's fit with its per-epoch
   validation, best-model and backup saving;
-- edgeclf's default net with `edgeclf train`'s defaults (batch 32, augmentation on).
+- edgeclf's default net with `edgeclf train`'s defaults (batch 32, augmentation on);
+- the same without augmentation (what the on-the-fly augmentation costs).
 
 Images/s count training images over the training part of each epoch (validation and checkpoint saving
 excluded for both; `epoch s` includes them); "2+" leaves out the first epoch (graph tracing, cache fill).
@@ -139,13 +140,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{plan.why}; {len(train)} training and {len(val)} held-out images; {a.epochs} epochs each", flush=True)
     sizes = a.size or [150, 300]
     names = ["seed net · seed pipeline (batch 128)", "seed net · edgeclf (batch 128, no augment)",
-             f"{arch} net · edgeclf defaults (batch {base_cfg.batch_size}, augment)"]
+             f"{arch} net · edgeclf defaults (batch {base_cfg.batch_size}, augment)",
+             f"{arch} net · edgeclf, no augment (batch {base_cfg.batch_size})"]
     raw: dict[tuple[int, int], dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
         train_dir = _link_tree(Path(tmp) / "train", data, train)
         val_dir = _link_tree(Path(tmp) / "val", data, val)
         # the seed cases first: edgeclf's loop turns on TensorFlow op determinism for the whole process
-        jobs = [(size, 0) for size in sizes] + [(size, i) for size in sizes for i in (1, 2)]
+        jobs = [(size, 0) for size in sizes] + [(size, i) for size in sizes for i in (1, 2, 3)]
         for size, i in jobs:
             print(f"@{size}: {names[i]} ...", flush=True)
             keras.backend.clear_session()
@@ -153,8 +155,9 @@ def main(argv: list[str] | None = None) -> int:
             if i == 0:
                 raw[size, i] = seed_pipeline(size, train_dir, val_dir, a.epochs, base_cfg.lr)
             else:
-                cfg = (base_cfg.with_(arch="seed", sizes=(size,), batch_size=128, augment=False) if i == 1
-                       else base_cfg.with_(arch=arch, sizes=(size,)))
+                cfg = {1: base_cfg.with_(arch="seed", sizes=(size,), batch_size=128, augment=False),
+                       2: base_cfg.with_(arch=arch, sizes=(size,)),
+                       3: base_cfg.with_(arch=arch, sizes=(size,), augment=False)}[i]
                 raw[size, i] = edgeclf_loop(cfg, size, ds.labels, abs_train, abs_val, Path(tmp) / f"{size}-{i}")
     results: dict[str, Any] = {}
     rows = []
@@ -170,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
             goal = ""
             if i == 1:
                 goal = f"≥ {SEED_GOAL:.0f}×: " + c.goal(ratio >= SEED_GOAL)
-            elif i == 2:
+            else:
                 goal = (f"≥ {DEFAULT_GOAL:.0f}×: " + c.goal(ratio >= DEFAULT_GOAL) + ", acc ≥ seed: "
                         + c.goal(r["accuracy"] >= base_acc))
             results[f"{size} {name}"] = {**r, "images_per_s": total, "steady_images_per_s": steady,
