@@ -163,6 +163,7 @@ TABLE = (
     ("agree %", lambda r: _pct(r.agreement) + ("*" if r.agreement_src == "manifest" else "")),
     ("p50 ms", lambda r: _num(r.p50_ms)),
     ("p95 ms", lambda r: _num(r.p95_ms)),
+    ("p50 ±%", lambda r: "—" if r.spread_pct is None else f"{r.spread_pct / 2:.0f}"),
     ("frame ms", lambda r: _num(r.e2e_p50_ms)),
     ("frame/inv", lambda r: _fmt(r.e2e_ratio, 2)),
     ("RSS MB", lambda r: _num(r.peak_rss_mb)),
@@ -185,8 +186,8 @@ def header_lines(report: BenchReport) -> list[str]:
     r0 = report.rows[0] if report.rows else None
     if r0 is not None:
         lines.append(f"medians of {r0.repeats} repeats × {r0.frames} frames after warm-up; p50/p95 = invoke only; "
-                     "frame = preprocess + invoke + postprocess; RSS = peak of a process that only loads and runs "
-                     "the bundle")
+                     "p50 ±% = half the range of the per-repeat p50s; frame = preprocess + invoke + postprocess; "
+                     "RSS = peak of a process that only loads and runs the bundle")
     if report.keras_accuracy:
         lines.append("Keras model accuracy: " + ", ".join(f"{100 * a:.1f} % @{s}" for s, a in
                                                            sorted(report.keras_accuracy.items())))
