@@ -9,7 +9,6 @@ horse-or-human set.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
