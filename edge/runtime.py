@@ -81,7 +81,7 @@ def find_runtime(prefer: str | None = None) -> Runtime:
         except ImportError as e:
             errors.append(f"{name}: {e}")
             continue
-        if name == "tensorflow":
+        if name == "tensorflow" and not prefer:
             log.warning("using tensorflow.lite: no ai-edge-litert or tflite-runtime here; on a Pi install "
                         "`edgeclf[edge]` (64-bit) or `edgeclf[tflite-runtime]` (32-bit)")
         return rt
