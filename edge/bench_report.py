@@ -222,7 +222,10 @@ def print_table(report: BenchReport, console: Any = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = console or Console()
+    import sys
+
+    # Piped into a log, rich would squeeze 16 columns into 80 characters: give them room instead.
+    console = console or Console(width=None if sys.stdout.isatty() else 200)
     t = Table(title=f"edgeclf bench: {report.target}", title_justify="left", caption_justify="left",
               caption="\n".join(header_lines(report)))
     for i, (h, _) in enumerate(TABLE):
