@@ -81,10 +81,13 @@ def _load(paths: list[Path], spec: PreprocessSpec) -> np.ndarray:
     return np.stack([load_and_preprocess(str(p), spec).numpy() for p in paths])
 
 
-def _convert(model: Any, quant: str, rep: np.ndarray) -> bytes:
+def convert_model(model: Any, quant: str, rep: np.ndarray) -> bytes:
+    """A test bundle's model bytes: float32, dynamic-range, or full int8 with uint8 I/O."""
     import tensorflow as tf
 
     conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    if quant == "dynamic":
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
     if quant == "int8":
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
         conv.representative_dataset = lambda: ([rep[i:i + 1]] for i in range(len(rep)))
@@ -94,7 +97,7 @@ def _convert(model: Any, quant: str, rep: np.ndarray) -> bytes:
     return conv.convert()
 
 
-def _tensor_spec(detail: dict[str, Any]) -> TensorSpec:
+def tensor_spec(detail: dict[str, Any]) -> TensorSpec:
     scale, zero_point = detail["quantization"]
     return TensorSpec(np.dtype(detail["dtype"]).name, float(scale), int(zero_point))
 
@@ -103,7 +106,7 @@ def _specs(model_bytes: bytes) -> tuple[TensorSpec, TensorSpec]:
     from ai_edge_litert.interpreter import Interpreter
 
     it = Interpreter(model_content=model_bytes)
-    return _tensor_spec(it.get_input_details()[0]), _tensor_spec(it.get_output_details()[0])
+    return tensor_spec(it.get_input_details()[0]), tensor_spec(it.get_output_details()[0])
 
 
 def _probabilities(model: Any, x: np.ndarray, binary: bool) -> list[list[float]]:
@@ -189,7 +192,7 @@ def make_bundles(out: Path, data: Path | None = None) -> dict[str, Any]:
             probs = _probabilities(fixed, _load(domain, spec), task == "binary")
             for quant in ("float32", "int8"):
                 name = f"{prefix}{size}-{quant}"
-                model_bytes = _convert(fixed, quant, rep)
+                model_bytes = convert_model(fixed, quant, rep)
                 tin, tout = _specs(model_bytes)  # loads on ai-edge-litert, or raises
                 verdict = tflite_runtime_214_verdict(model_bytes)
                 manifest = Manifest(

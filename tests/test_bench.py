@@ -23,6 +23,7 @@ from edgeclf.preprocess import PreprocessSpec
 from edgeclf.rundir import RunDir, RunInfo, RunModel, Split
 
 from .conftest import write_color_folders
+from .make_bundles import convert_model, tensor_spec
 
 SIZE = 32
 LABELS = ("blue", "red")
@@ -45,26 +46,6 @@ def _tiny_model():
         keras.layers.Dense(8, activation="relu"),  # 6272 weights: enough for dynamic-range quantization
         keras.layers.Dense(1, activation="sigmoid"),
     ])
-
-
-def _convert(model, quant: str, rep: np.ndarray) -> bytes:
-    import tensorflow as tf
-
-    conv = tf.lite.TFLiteConverter.from_keras_model(model)
-    if quant == "dynamic":
-        conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    if quant == "int8":
-        conv.optimizations = [tf.lite.Optimize.DEFAULT]
-        conv.representative_dataset = lambda: ([rep[i:i + 1]] for i in range(len(rep)))
-        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        conv.inference_input_type = tf.uint8
-        conv.inference_output_type = tf.uint8
-    return conv.convert()
-
-
-def _spec(detail) -> TensorSpec:
-    scale, zero_point = detail["quantization"]
-    return TensorSpec(np.dtype(detail["dtype"]).name, float(scale), int(zero_point))
 
 
 def make_tiny_run(root: Path) -> Path:
@@ -95,10 +76,10 @@ def make_tiny_run(root: Path) -> Path:
     run.write_info(RunInfo(LABELS, "binary", "tiny", str(data), {SIZE: RunModel(SIZE, f"models/{SIZE}.keras", spec)}))
     run.write_split(Split("group", train, val))
     for quant in QUANTS:
-        tfl = _convert(model, quant, x[:16])
+        tfl = convert_model(model, quant, x[:16])
         it = Interpreter(model_content=tfl)
         manifest = Manifest(labels=LABELS, task="binary", positive_label=LABELS[1], preprocess=spec,
-                            input=_spec(it.get_input_details()[0]), output=_spec(it.get_output_details()[0]),
+                            input=tensor_spec(it.get_input_details()[0]), output=tensor_spec(it.get_output_details()[0]),
                             source={"run": str(run.path), "arch": "tiny", "size": SIZE, "quantization": quant},
                             metrics={"accuracy": 1.0, "agreement": 0.5})
         write_bundle(run.bundles / f"{SIZE}-{quant}", tfl, manifest)
