@@ -83,7 +83,7 @@ def bundles_of(run: Path) -> dict[str, Path]:
 
 
 def held_out(run: Path, data: str | None = None, limit: int = 0) -> list[tuple[str, str]]:
-    from edgeclf.edge.bench import held_out as _held_out
+    from edgeclf.bench.run import held_out as _held_out
 
     files, note = _held_out(run, Path(data) if data else None, limit)
     if note:
@@ -92,7 +92,7 @@ def held_out(run: Path, data: str | None = None, limit: int = 0) -> list[tuple[s
 
 
 def machine() -> dict[str, Any]:
-    from edgeclf.edge.bench_report import cpu_model, cpu_snapshot
+    from edgeclf.bench.report import cpu_model, cpu_snapshot
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     return {"cpu": cpu_model(), "cores": os.cpu_count(), "load": round(load, 2) if load is not None else None,
@@ -110,7 +110,7 @@ def print_machine(title: str) -> dict[str, Any]:
 
 def finish(m: dict[str, Any]) -> dict[str, Any]:
     """Print and record the cores other processes used during the measurement (the noise)."""
-    from edgeclf.edge.bench_report import others_cores
+    from edgeclf.bench.report import others_cores
 
     others = others_cores(m.get("cpu_start"))
     out = {k: v for k, v in m.items() if k != "cpu_start"}

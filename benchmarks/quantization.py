@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     c.quiet_tensorflow()
 
-    from edgeclf.edge.bench import BenchConfig, run_bench
+    from edgeclf.bench.run import BenchConfig, run_bench
 
     run = c.ensure_run(a.run, a.data)
     m = c.print_machine(f"quantization: {run}")

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from edgeclf.bundle import Manifest, TensorSpec, write_bundle
 from edgeclf.cli import app
-from edgeclf.edge.bench_report import COLUMNS
+from edgeclf.bench.report import COLUMNS
 from edgeclf.preprocess import PreprocessSpec
 from edgeclf.rundir import RunDir, RunInfo, RunModel, Split
 

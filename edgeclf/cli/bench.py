@@ -37,8 +37,8 @@ def bench(
     plot: bool = typer.Option(True, "--plot/--no-plot", help="Draw bench.png (needs matplotlib)."),
 ) -> None:
     """Benchmark every bundle: size, accuracy, latency, memory, on each installed runtime."""
-    from edgeclf.edge.bench import BenchConfig, run_bench
-    from edgeclf.edge.bench_report import print_table
+    from edgeclf.bench.run import BenchConfig, run_bench
+    from edgeclf.bench.report import print_table
 
     cfg = BenchConfig(repeats=repeats, warmup=warmup, frames=frames, threads=tuple(threads or ()),
                       runtimes=tuple(runtime or ()), source=source, run=run, data=data, max_images=max_images,

@@ -1,6 +1,6 @@
 """Peak memory and start-up time of a process that only loads a bundle and classifies frames.
 
-Run as a child (`python -m edgeclf.edge.bench_probe BUNDLE ...`): it verifies and loads the bundle the
+Run as a child (`python -m edgeclf.bench.probe BUNDLE ...`): it verifies and loads the bundle the
 way the edge does, preprocesses a real frame, invokes, and prints one JSON line with the monotonic time of
 its first classified frame and its peak resident set (VmHWM). The parent (`probe`) starts it, waits for it
 with `os.wait4` so that the resource usage is this child's alone, and turns the clock readings into
@@ -73,7 +73,7 @@ def run_measured(cmd: Sequence[str], env: dict[str, str] | None = None, timeout:
 def probe(bundle: Path, runtime: str, threads: int, frames: int = 10, image: Path | None = None,
           python: str | None = None) -> ProbeResult:
     """Peak RSS and time to first frame of a fresh process running `bundle` on `runtime`."""
-    cmd = [python or sys.executable, "-m", "edgeclf.edge.bench_probe", str(bundle), "--runtime", runtime,
+    cmd = [python or sys.executable, "-m", "edgeclf.bench.probe", str(bundle), "--runtime", runtime,
            "--threads", str(threads), "--frames", str(frames)]
     if image is not None:
         cmd += ["--image", str(image)]
@@ -85,7 +85,7 @@ def probe(bundle: Path, runtime: str, threads: int, frames: int = 10, image: Pat
 
 
 def _child(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m edgeclf.edge.bench_probe")
+    p = argparse.ArgumentParser(prog="python -m edgeclf.bench.probe")
     p.add_argument("bundle")
     p.add_argument("--runtime", default=None)
     p.add_argument("--threads", type=int, default=None)

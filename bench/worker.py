@@ -1,6 +1,6 @@
 """Run `bench_measure.measure` in another Python (e.g. a tflite-runtime 2.14 venv) and stream the result.
 
-Child: `PYTHON -m edgeclf.edge.bench_worker RUNTIME < job.json` prints one JSON line per progress step
+Child: `PYTHON -m edgeclf.bench.worker RUNTIME < job.json` prints one JSON line per progress step
 (`{"tick": ...}`) and a last line `{"rows": [...]}`; errors become `{"error": "..."}` and exit 1.
 Parent: `run_elsewhere(python, runtime, job, tick)`. edgeclf must be installed in that Python
 (`PYTHON -m pip install -e . --no-deps`).
@@ -14,7 +14,7 @@ import sys
 import tempfile
 from typing import Any
 
-from edgeclf.edge.bench_measure import Job, Tick
+from edgeclf.bench.measure import Job, Tick
 from edgeclf.errors import EdgeclfError, UsageError
 
 
@@ -22,7 +22,7 @@ def run_elsewhere(python: str, runtime: str, job: Job, tick: Tick = lambda _: No
     """(runtime version, rows) of `job` measured by `runtime` inside the interpreter `python`."""
     errfile = tempfile.TemporaryFile("w+")  # a file, not a pipe: a chatty runtime cannot block the child
     try:
-        proc = subprocess.Popen([python, "-m", "edgeclf.edge.bench_worker", runtime], stdin=subprocess.PIPE,
+        proc = subprocess.Popen([python, "-m", "edgeclf.bench.worker", runtime], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=errfile, text=True)
     except OSError as e:
         raise UsageError(f"--tflite-python {python}: cannot run it ({e.strerror}); give the python of a venv "
@@ -55,7 +55,7 @@ def run_elsewhere(python: str, runtime: str, job: Job, tick: Tick = lambda _: No
 
 
 def _child(runtime: str) -> int:
-    from edgeclf.edge.bench_measure import measure
+    from edgeclf.bench.measure import measure
     from edgeclf.edge.runtime import find_runtime
 
     def tick(what: str) -> None:

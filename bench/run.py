@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from edgeclf.bundle import MANIFEST_FILE, Manifest, read_manifest, resolve_bundle_dir
-from edgeclf.edge.bench_measure import Job, default_threads, measure
-from edgeclf.edge.bench_report import BenchReport, BenchRow, finish_machine, machine_info, write_outputs
+from edgeclf.bench.measure import Job, default_threads, measure
+from edgeclf.bench.report import BenchReport, BenchRow, finish_machine, machine_info, write_outputs
 from edgeclf.edge.runtime import RUNTIME_MODULES, available_runtimes, find_runtime
 from edgeclf.errors import BundleError, RunError, UsageError
 from edgeclf.imageio import IMAGE_EXTENSIONS
@@ -244,7 +244,7 @@ def run_bench(target: Path, cfg: BenchConfig = BenchConfig(), out: Path | None =
             versions[name] = rt.version
             raw += measure(job, rt, tick)
         else:
-            from edgeclf.edge.bench_worker import run_elsewhere
+            from edgeclf.bench.worker import run_elsewhere
 
             versions[name], rows = run_elsewhere(python, name, job, tick)
             raw += rows
@@ -275,7 +275,7 @@ def keras_decisions(run: Path, sizes: set[int], files: Sequence[tuple[str, str]]
     import numpy as np
 
     from edgeclf.bundle import TensorSpec
-    from edgeclf.edge.bench_measure import decide
+    from edgeclf.bench.measure import decide
     from edgeclf.edge.preprocess import Preprocessor
     from edgeclf.imageio import read_bgr
 
@@ -301,11 +301,7 @@ def keras_decisions(run: Path, sizes: set[int], files: Sequence[tuple[str, str]]
 
 
 def _load_keras(path: Path) -> Any:
-    """The converter's safe loader (safe_mode=True, no Lambda, no HDF5) when present."""
-    try:
-        from edgeclf.convert.export import load_keras
-    except ImportError:
-        import keras
+    """The converter's safe loader (safe_mode=True, no Lambda, no HDF5)."""
+    from edgeclf.convert.export import load_keras
 
-        return keras.saving.load_model(path, compile=False, safe_mode=True)
     return load_keras(path)

@@ -2,7 +2,7 @@
 
 `measure(job, runtime)` does the work for every bundle of a `Job` and returns plain JSON-able rows, so the
 same code runs in this process (ai-edge-litert, tf.lite) or in another Python (tflite-runtime, through
-`edgeclf.edge.bench_worker`). Timings are interleaved: each repeat visits every bundle and thread count
+`edgeclf.bench.worker`). Timings are interleaved: each repeat visits every bundle and thread count
 in turn, so a burst of load from elsewhere lands on all variants alike; medians over repeats are kept.
 Imports numpy, OpenCV and the interpreter only.
 """
@@ -19,7 +19,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from edgeclf.bundle import Bundle, load_bundle
-from edgeclf.edge.bench_macs import count_macs
+from edgeclf.bench.macs import count_macs
 from edgeclf.edge.model import Classifier
 from edgeclf.edge.runtime import Runtime
 from edgeclf.errors import EdgeclfError
@@ -156,7 +156,7 @@ def _accuracy(clf: Classifier, images: Sequence[tuple[np.ndarray, str]]) -> tupl
 
 def measure(job: Job, rt: Runtime, tick: Tick = lambda _: None) -> list[dict[str, Any]]:
     """Rows (one per bundle and thread count) for every bundle of `job` on runtime `rt`."""
-    from edgeclf.edge.bench_probe import probe
+    from edgeclf.bench.probe import probe
     from edgeclf.imageio import read_bgr
 
     top = max(job.threads)
