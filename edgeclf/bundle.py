@@ -18,9 +18,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
 
-from . import __version__
+from . import __version__, tflite_file
 from .atomic import atomic_dir
-from .errors import BundleError, ModelError
+from .errors import BundleError
 from .preprocess import PreprocessSpec
 
 SCHEMA = "edgeclf.bundle"
@@ -152,23 +152,9 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-TFLITE_IDENTIFIER = b"TFL3"
-
-
 def check_tflite_bytes(data: bytes, name: str) -> None:
-    """Refuse bytes that are not a TFLite flatbuffer, saying what they are instead."""
-    from .imageio import describe_bytes
-
-    if len(data) < 16:
-        raise ModelError(f"{name}: not a valid TFLite model ({len(data)} bytes); re-copy the bundle or re-convert")
-    if data[4:8] != TFLITE_IDENTIFIER:
-        what = describe_bytes(data[:256])
-        hint = " (run `git lfs pull`)" if what == "a Git LFS pointer" else ""
-        raise ModelError(f"{name}: not a valid TFLite model, it is {what}{hint}; re-copy the bundle or re-convert")
-    root = int.from_bytes(data[0:4], "little")
-    if root >= len(data):
-        raise ModelError(f"{name}: not a valid TFLite model (truncated: root offset {root} past {len(data)} bytes); "
-                         "re-copy the bundle")
+    """Refuse bytes that are not a TFLite flatbuffer, saying what they are instead (`edgeclf.tflite_file`)."""
+    tflite_file.check_header(data, name)
 
 
 def resolve_bundle_dir(path: str | os.PathLike[str]) -> Path:

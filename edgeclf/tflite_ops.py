@@ -1,52 +1,21 @@
 """Which operators (and versions) a .tflite model uses, and whether tflite-runtime 2.14 can load it.
 
-Pure Python, no flatbuffers package and no interpreter: the few fields needed are read from the
-flatbuffer by hand (root table -> Model.operator_codes -> OperatorCode.{builtin_code, version,
-custom_code}). An interpreter resolves every entry of `operator_codes` when it builds, so one entry whose
-version the runtime does not register makes the whole model refuse to load.
+Pure Python, no interpreter: the operator codes come from `edgeclf.tflite_file` (the one reader of the
+file format); this module keeps only the measured tflite-runtime 2.14 table and the verdict. An
+interpreter resolves every entry of `operator_codes` when it builds, so one entry whose version the
+runtime does not register makes the whole model refuse to load.
 
 Why it matters: tflite-runtime 2.14 is the last tflite-runtime release and what 32-bit Pi OS and
 Python <= 3.11 set-ups have, while today's converter emits newer op versions (a dynamic-range model
-from TF 2.21 needs FULLY_CONNECTED v12; tflite-runtime 2.14 registers up to v11).
+from TF 2.21 needs FULLY_CONNECTED v12; tflite-runtime 2.14 registers up to v10).
 """
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
-from .errors import ModelError
-
-# tflite/schema.fbs `enum BuiltinOperator`, in code order (0..209 in the TF 2.21 schema).
-BUILTIN_NAMES: tuple[str, ...] = tuple("""
-ADD AVERAGE_POOL_2D CONCATENATION CONV_2D DEPTHWISE_CONV_2D DEPTH_TO_SPACE DEQUANTIZE EMBEDDING_LOOKUP FLOOR
-FULLY_CONNECTED HASHTABLE_LOOKUP L2_NORMALIZATION L2_POOL_2D LOCAL_RESPONSE_NORMALIZATION LOGISTIC
-LSH_PROJECTION LSTM MAX_POOL_2D MUL RELU RELU_N1_TO_1 RELU6 RESHAPE RESIZE_BILINEAR RNN SOFTMAX SPACE_TO_DEPTH
-SVDF TANH CONCAT_EMBEDDINGS SKIP_GRAM CALL CUSTOM EMBEDDING_LOOKUP_SPARSE PAD UNIDIRECTIONAL_SEQUENCE_RNN
-GATHER BATCH_TO_SPACE_ND SPACE_TO_BATCH_ND TRANSPOSE MEAN SUB DIV SQUEEZE UNIDIRECTIONAL_SEQUENCE_LSTM
-STRIDED_SLICE BIDIRECTIONAL_SEQUENCE_RNN EXP TOPK_V2 SPLIT LOG_SOFTMAX DELEGATE BIDIRECTIONAL_SEQUENCE_LSTM
-CAST PRELU MAXIMUM ARG_MAX MINIMUM LESS NEG PADV2 GREATER GREATER_EQUAL LESS_EQUAL SELECT SLICE SIN
-TRANSPOSE_CONV SPARSE_TO_DENSE TILE EXPAND_DIMS EQUAL NOT_EQUAL LOG SUM SQRT RSQRT SHAPE POW ARG_MIN
-FAKE_QUANT REDUCE_PROD REDUCE_MAX PACK LOGICAL_OR ONE_HOT LOGICAL_AND LOGICAL_NOT UNPACK REDUCE_MIN FLOOR_DIV
-REDUCE_ANY SQUARE ZEROS_LIKE FILL FLOOR_MOD RANGE RESIZE_NEAREST_NEIGHBOR LEAKY_RELU SQUARED_DIFFERENCE
-MIRROR_PAD ABS SPLIT_V UNIQUE CEIL REVERSE_V2 ADD_N GATHER_ND COS WHERE RANK ELU REVERSE_SEQUENCE MATRIX_DIAG
-QUANTIZE MATRIX_SET_DIAG ROUND HARD_SWISH IF WHILE NON_MAX_SUPPRESSION_V4 NON_MAX_SUPPRESSION_V5 SCATTER_ND
-SELECT_V2 DENSIFY SEGMENT_SUM BATCH_MATMUL PLACEHOLDER_FOR_GREATER_OP_CODES CUMSUM CALL_ONCE BROADCAST_TO
-RFFT2D CONV_3D IMAG REAL COMPLEX_ABS HASHTABLE HASHTABLE_FIND HASHTABLE_IMPORT HASHTABLE_SIZE REDUCE_ALL
-CONV_3D_TRANSPOSE VAR_HANDLE READ_VARIABLE ASSIGN_VARIABLE BROADCAST_ARGS RANDOM_STANDARD_NORMAL BUCKETIZE
-RANDOM_UNIFORM MULTINOMIAL GELU DYNAMIC_UPDATE_SLICE RELU_0_TO_1 UNSORTED_SEGMENT_PROD UNSORTED_SEGMENT_MAX
-UNSORTED_SEGMENT_SUM ATAN2 UNSORTED_SEGMENT_MIN SIGN BITCAST BITWISE_XOR RIGHT_SHIFT STABLEHLO_LOGISTIC
-STABLEHLO_ADD STABLEHLO_DIVIDE STABLEHLO_MULTIPLY STABLEHLO_MAXIMUM STABLEHLO_RESHAPE STABLEHLO_CLAMP
-STABLEHLO_CONCATENATE STABLEHLO_BROADCAST_IN_DIM STABLEHLO_CONVOLUTION STABLEHLO_SLICE STABLEHLO_CUSTOM_CALL
-STABLEHLO_REDUCE STABLEHLO_ABS STABLEHLO_AND STABLEHLO_COSINE STABLEHLO_EXPONENTIAL STABLEHLO_FLOOR
-STABLEHLO_LOG STABLEHLO_MINIMUM STABLEHLO_NEGATE STABLEHLO_OR STABLEHLO_POWER STABLEHLO_REMAINDER
-STABLEHLO_RSQRT STABLEHLO_SELECT STABLEHLO_SUBTRACT STABLEHLO_TANH STABLEHLO_SCATTER STABLEHLO_COMPARE
-STABLEHLO_CONVERT STABLEHLO_DYNAMIC_SLICE STABLEHLO_DYNAMIC_UPDATE_SLICE STABLEHLO_PAD STABLEHLO_IOTA
-STABLEHLO_DOT_GENERAL STABLEHLO_REDUCE_WINDOW STABLEHLO_SORT STABLEHLO_WHILE STABLEHLO_GATHER
-STABLEHLO_TRANSPOSE DILATE STABLEHLO_RNG_BIT_GENERATOR REDUCE_WINDOW STABLEHLO_COMPOSITE STABLEHLO_SHIFT_LEFT
-STABLEHLO_CBRT STABLEHLO_CASE
-""".split())
+from .tflite_file import OpCode, read_op_codes
 
 # Highest version of each builtin op that tflite-runtime 2.14.0's BuiltinOpResolver registers. Measured,
 # not copied (TF 2.14's register.cc was not at hand): a real converter-made model had one operator code
@@ -92,19 +61,6 @@ _CUSTOM_HINT = "custom ops are not checked against tflite-runtime 2.14"
 
 
 @dataclass(frozen=True)
-class OpCode:
-    """One entry of a model's operator_codes: builtin name (or CUSTOM), its code, version, custom name."""
-
-    name: str
-    code: int
-    version: int
-    custom: str | None = None
-
-    def __str__(self) -> str:
-        return f"{self.custom or self.name} v{self.version}"
-
-
-@dataclass(frozen=True)
 class Verdict:
     """Whether a runtime loads a model, and why not (the ops it lacks, and what to pick instead)."""
 
@@ -115,92 +71,6 @@ class Verdict:
 
     def to_dict(self) -> dict[str, object]:
         return {"loads": self.loads, "why": self.why, "source": "op-version table"}
-
-
-class _Reader:
-    """Bounds-checked reads of flatbuffer scalars, tables, vectors and strings."""
-
-    def __init__(self, data: bytes, name: str):
-        self.data = data
-        self.name = name
-
-    def _bad(self, what: str) -> ModelError:
-        return ModelError(f"{self.name}: not a valid TFLite model ({what}); re-copy the bundle or re-convert")
-
-    def u32(self, pos: int) -> int:
-        if pos < 0 or pos + 4 > len(self.data):
-            raise self._bad(f"offset {pos} past {len(self.data)} bytes")
-        return struct.unpack_from("<I", self.data, pos)[0]
-
-    def scalar(self, fmt: str, pos: int) -> int:
-        size = struct.calcsize(fmt)
-        if pos < 0 or pos + size > len(self.data):
-            raise self._bad(f"offset {pos} past {len(self.data)} bytes")
-        return struct.unpack_from("<" + fmt, self.data, pos)[0]
-
-    def field_pos(self, table: int, index: int) -> int | None:
-        """Absolute position of field `index` of the table at `table`, or None when it is absent (default)."""
-        vtable = table - self.scalar("i", table)
-        vt_size = self.scalar("H", vtable)
-        slot = 4 + 2 * index
-        if slot + 2 > vt_size:
-            return None
-        off = self.scalar("H", vtable + slot)
-        return table + off if off else None
-
-    def ref(self, table: int, index: int) -> int | None:
-        pos = self.field_pos(table, index)
-        return None if pos is None else pos + self.u32(pos)
-
-    def vector_tables(self, vec: int) -> list[int]:
-        n = self.u32(vec)
-        if vec + 4 + 4 * n > len(self.data):
-            raise self._bad(f"vector of {n} entries past the end")
-        return [vec + 4 + 4 * i + self.u32(vec + 4 + 4 * i) for i in range(n)]
-
-    def string(self, pos: int) -> str:
-        n = self.u32(pos)
-        raw = self.data[pos + 4:pos + 4 + n]
-        if len(raw) != n:
-            raise self._bad("string past the end")
-        return raw.decode("utf-8", "replace")
-
-
-def _op_code_tables(data: bytes, name: str) -> tuple[_Reader, list[int]]:
-    if len(data) < 8 or data[4:8] != b"TFL3":
-        raise ModelError(f"{name}: not a valid TFLite model (no TFL3 identifier); re-copy the bundle or re-convert")
-    r = _Reader(data, name)
-    model = r.u32(0)
-    vec = r.ref(model, 1)  # Model.operator_codes
-    return r, ([] if vec is None else r.vector_tables(vec))
-
-
-def read_op_codes(data: bytes, name: str = "model.tflite") -> list[OpCode]:
-    """The operator codes of a .tflite flatbuffer, in the model's order."""
-    r, tables = _op_code_tables(data, name)
-    ops = []
-    for t in tables:
-        pos = r.field_pos(t, 0)  # deprecated_builtin_code: int8, the only code field before schema v3a
-        deprecated = r.scalar("b", pos) if pos is not None else 0
-        pos = r.field_pos(t, 3)  # builtin_code: int32, used for codes > 127
-        builtin = r.scalar("i", pos) if pos is not None else 0
-        code = max(deprecated, builtin)  # what tflite::GetBuiltinCode does
-        pos = r.field_pos(t, 2)
-        version = r.scalar("i", pos) if pos is not None else 1
-        custom_ref = r.ref(t, 1)
-        custom = r.string(custom_ref) if custom_ref is not None else None
-        op_name = BUILTIN_NAMES[code] if 0 <= code < len(BUILTIN_NAMES) else f"BUILTIN_{code}"
-        ops.append(OpCode(op_name, code, version, custom if op_name == "CUSTOM" else None))
-    return ops
-
-
-def version_field_positions(data: bytes) -> list[int | None]:
-    """Byte position of each operator code's version field (None when stored as the default 1).
-
-    For the probe script that measures the table above: it patches versions in place.
-    """
-    r, tables = _op_code_tables(data, "model")
-    return [r.field_pos(t, 2) for t in tables]
 
 
 def check_tflite_runtime_214(ops: Sequence[OpCode], table: Mapping[str, int] | None = None) -> Verdict:

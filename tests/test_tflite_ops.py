@@ -1,4 +1,4 @@
-"""edgeclf.tflite_ops: the hand-written flatbuffer reader and the tflite-runtime 2.14 op-version table.
+"""edgeclf.tflite_file's op-code reader and edgeclf.tflite_ops' tflite-runtime 2.14 op-version table.
 
 Checked three ways: against TensorFlow's own generated schema reader, against verdicts on models from
 today's converter, and against a real tflite-runtime 2.14 (a TensorFlow-free venv, run as a subprocess):
@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from edgeclf.errors import ModelError
-from edgeclf.tflite_ops import (BUILTIN_NAMES, TFLITE_RUNTIME_214_MAX, OpCode, check_tflite_runtime_214,
-                                read_op_codes, tflite_runtime_214_verdict)
+from edgeclf.tflite_file import BUILTIN_NAMES, OpCode, read_op_codes
+from edgeclf.tflite_ops import TFLITE_RUNTIME_214_MAX, check_tflite_runtime_214, tflite_runtime_214_verdict
 
 from .conftest import REPO
 
@@ -170,8 +170,8 @@ def test_unknown_and_custom_ops_do_not_load() -> None:
 
 
 @pytest.mark.parametrize("data,what", [
-    (b"", "no TFL3 identifier"), (b"12345678", "no TFL3 identifier"),
-    (b"<!DOCTYPE html><html>404</html>", "no TFL3 identifier"),
+    (b"", r"\(0 bytes\)"), (b"12345678", r"\(8 bytes\)"),
+    (b"<!DOCTYPE html><html>404</html>", "it is an HTML page"),
     ((4000).to_bytes(4, "little") + b"TFL3" + bytes(8), "past"),
 ])
 def test_garbage_is_a_model_error(data: bytes, what: str) -> None:
