@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from edgeclf.child import module_argv
 from edgeclf.errors import EdgeclfError
 
 
@@ -73,8 +74,8 @@ def run_measured(cmd: Sequence[str], env: dict[str, str] | None = None, timeout:
 def probe(bundle: Path, runtime: str, threads: int, frames: int = 10, image: Path | None = None,
           python: str | None = None) -> ProbeResult:
     """Peak RSS and time to first frame of a fresh process running `bundle` on `runtime`."""
-    cmd = [python or sys.executable, "-m", "edgeclf.bench.probe", str(bundle), "--runtime", runtime,
-           "--threads", str(threads), "--frames", str(frames)]
+    cmd = module_argv("edgeclf.bench.probe", str(bundle), "--runtime", runtime, "--threads", str(threads),
+                      "--frames", str(frames), python=python)
     if image is not None:
         cmd += ["--image", str(image)]
     r = run_measured(cmd)

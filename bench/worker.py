@@ -15,6 +15,7 @@ import tempfile
 from typing import Any
 
 from edgeclf.bench.measure import Job, Tick
+from edgeclf.child import module_argv
 from edgeclf.errors import EdgeclfError, UsageError
 
 
@@ -22,7 +23,7 @@ def run_elsewhere(python: str, runtime: str, job: Job, tick: Tick = lambda _: No
     """(runtime version, rows) of `job` measured by `runtime` inside the interpreter `python`."""
     errfile = tempfile.TemporaryFile("w+")  # a file, not a pipe: a chatty runtime cannot block the child
     try:
-        proc = subprocess.Popen([python, "-m", "edgeclf.bench.worker", runtime], stdin=subprocess.PIPE,
+        proc = subprocess.Popen(module_argv("edgeclf.bench.worker", runtime, python=python), stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=errfile, text=True)
     except OSError as e:
         raise UsageError(f"--tflite-python {python}: cannot run it ({e.strerror}); give the python of a venv "

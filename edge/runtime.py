@@ -123,14 +123,15 @@ def probe_model(data: bytes, sha256: str, rt: Runtime, name: str) -> bool:
     """
     import json
     import subprocess
-    import sys
 
     from edgeclf.errors import ModelError
 
     marker = cache_dir() / "probed" / f"{sha256}-{rt.name}-{rt.version}.ok"
     if sha256 and marker.is_file():
         return False
-    cmd = [sys.executable, "-m", "edgeclf.edge.probe", rt.name]
+    from edgeclf.child import module_argv
+
+    cmd = module_argv("edgeclf.edge.probe", rt.name)
     env = {**os.environ, "EDGECLF_RUNTIME": rt.name, "TF_CPP_MIN_LOG_LEVEL": "3"}
     try:
         proc = subprocess.run(cmd, input=data, capture_output=True, timeout=PROBE_TIMEOUT_S, env=env)
