@@ -24,6 +24,7 @@ import numpy as np
 
 from edgeclf.edge.sources import FrameSource, SourceReadError
 from edgeclf.errors import SourceError
+from edgeclf.safetext import redact
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +181,7 @@ class LiveFeed:
                     self._set_busy(gen, None)
                     if not self._current(gen):
                         return
-                    msg = str(e) if isinstance(e, SourceError) else f"{src.name}: {type(e).__name__}: {e}"
+                    msg = redact(str(e) if isinstance(e, SourceError) else f"{src.name}: {type(e).__name__}: {e}")
                     self.stats.source_errors += 1
                     self.emit("source_error", error=msg, retry_in_s=round(wait, 2))
                     log.warning("%s; reconnecting in %.1f s", msg, wait)
@@ -223,7 +224,7 @@ class LiveFeed:
                     return None
                 wait = min(max(wait * 2, self.backoff[0]), self.backoff[1])
                 self.stats.source_errors += 1
-                msg = str(e) if isinstance(e, SourceError) else f"{type(e).__name__}: {e}"
+                msg = redact(str(e) if isinstance(e, SourceError) else f"{type(e).__name__}: {e}")
                 self.emit("reconnect_failed", attempt=attempt, error=msg, retry_in_s=round(wait, 2))
                 log.warning("reopen %d failed: %s; next try in %.1f s", attempt, msg, wait)
                 continue

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from edgeclf.errors import UsageError
+from edgeclf.safetext import redact
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +30,12 @@ def now_iso() -> str:
 
 
 class EventWriter:
-    """JSON lines to `path` (appended, created if missing) or to `stream` (stdout by default)."""
+    """JSON lines to `path` (appended, created 0600 if missing) or to `stream` (stdout by default).
 
-    def __init__(self, path: Path | None = None, stream: IO[str] | None = None):
+    Every line passes through `redact`: whatever a field holds, a stream URL's password or token is not
+    written."""
+
+    def __init__(self, path: Path | None = None, stream: IO[str] | None = None, mode: int = 0o600):
         self.path = path
         self._lock = threading.Lock()
         self._fd: int | None = None
@@ -40,13 +44,15 @@ class EventWriter:
         if path is not None:
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+                self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, mode)
+                if os.fstat(self._fd).st_size == 0:
+                    os.fchmod(self._fd, mode)  # a new file gets `mode` exactly, whatever the umask
             except OSError as e:
                 raise UsageError(f"--events {path}: cannot be written ({e.strerror}); pick a writable path") from None
 
     def emit(self, event: str, **fields: Any) -> None:
         record = {"ts": now_iso(), "event": event, **fields}
-        line = json.dumps(record, ensure_ascii=False, separators=(", ", ": ")) + "\n"
+        line = redact(json.dumps(record, ensure_ascii=False, separators=(", ", ": "))) + "\n"
         with self._lock:
             if self.broken:
                 return

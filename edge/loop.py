@@ -30,6 +30,7 @@ from edgeclf.edge.sources import FrameSource, ImageFolderSource, make_source, pa
 from edgeclf.edge.stats import RunStats, summary_dict
 from edgeclf.errors import UsageError
 from edgeclf.preprocess import CROP_MODES
+from edgeclf.safetext import redact
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ class CameraConfig:
     smooth: SmoothConfig = field(default_factory=SmoothConfig)
     every: int = 0
     events: Path | None = None
+    events_mode: int = 0o600  # permissions of a new --events file: it names the source and the labels seen
     display: bool = False
     save: Path | None = None
     on_change: str | None = None
@@ -124,7 +126,7 @@ def run_camera(bundle: str | Path, config: CameraConfig, *, events: EventWriter 
     first = factory()  # a source that cannot exist is refused before the model loads
     clf = classifier or Classifier.load(bundle, config.runtime, config.threads, config.crop)
     own_events = events is None
-    ev = events or EventWriter(config.events)
+    ev = events or EventWriter(config.events, mode=config.events_mode)
     feed: FileFeed | LiveFeed
     realtime = config.realtime and not first.live
     if realtime and isinstance(first, ImageFolderSource):
@@ -139,7 +141,7 @@ def run_camera(bundle: str | Path, config: CameraConfig, *, events: EventWriter 
     state: dict[str, Any] = {"label": None, "score": 0.0, "smoothed": 0.0, "frame": 0}
     m = clf.manifest
     extra = {"bundle": str(clf.bundle.path), "runtime": f"{clf.runtime.name} {clf.runtime.version}",
-             "threads": clf.threads, "source": config.source}
+             "threads": clf.threads, "source": redact(config.source)}
 
     server: PreviewServer | None = None
 
@@ -172,7 +174,7 @@ def run_camera(bundle: str | Path, config: CameraConfig, *, events: EventWriter 
         if hook is not None:
             stack.callback(hook.close)
         ev.emit("start", bundle=extra["bundle"], runtime=extra["runtime"], threads=clf.threads,
-                source=getattr(feed, "name", None) or first.name, labels=list(m.labels),
+                source=redact(getattr(feed, "name", None) or first.name), labels=list(m.labels),
                 input=f"{m.preprocess.width}x{m.preprocess.height} {m.input.dtype}")
         stats.started = time.monotonic()
         try:

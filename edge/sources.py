@@ -24,6 +24,7 @@ import numpy as np
 
 from edgeclf.errors import DataError, SourceError
 from edgeclf.imageio import IMAGE_EXTENSIONS, read_bgr
+from edgeclf.safetext import redact
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +105,8 @@ class VideoCaptureSource(FrameSource):
         self.target = target
         self.kind = kind  # "camera", "file" or "url"
         self.live = kind != "file"
-        self.name = f"camera {target}" if kind == "camera" and isinstance(target, int) else str(target)
+        # The name is what events, /status, logs and errors show: a stream URL's password never is.
+        self.name = f"camera {target}" if kind == "camera" and isinstance(target, int) else redact(str(target))
         self.size = size
         self.open_timeout_s = open_timeout_s
         self.read_timeout_s = read_timeout_s
@@ -141,19 +143,19 @@ class VideoCaptureSource(FrameSource):
             ok, first = cap.read()
             if not ok or first is None:
                 self.close()
-                raise SourceError(f"{self.target}: OpenCV opened it but it holds no readable video frames; "
+                raise SourceError(f"{self.name}: OpenCV opened it but it holds no readable video frames; "
                                   f"re-encode it (e.g. H.264 mp4) or pass another source ({list_sources()})")
             self._first = first
 
     def _cannot_open(self) -> str:
         if self.kind == "camera":
-            what = f"camera {self.target}" if isinstance(self.target, int) else str(self.target)
+            what = self.name
             return (f"{what}: cannot be opened (missing, busy or no permission: add the user to group 'video'); "
                     f"{list_sources()}")
         if self.kind == "url":
-            return (f"{self.target}: cannot open the stream (wrong URL, host unreachable or no FFmpeg support in this "
+            return (f"{self.name}: cannot open the stream (wrong URL, host unreachable or no FFmpeg support in this "
                     f"OpenCV); {list_sources()}")
-        return (f"{self.target}: OpenCV cannot read it as a video (corrupt, or a codec this build lacks); "
+        return (f"{self.name}: OpenCV cannot read it as a video (corrupt, or a codec this build lacks); "
                 f"{list_sources()}")
 
     def read(self, out: np.ndarray | None = None) -> Frame | None:

@@ -91,6 +91,8 @@ def camera(
     save: Annotated[Optional[Path], typer.Option("--save", help="Write the annotated video here (.mp4).")] = None,
     on_change: Annotated[Optional[str], typer.Option(
         "--on-change", help="Command to start when the label changes; gets EDGECLF_LABEL and EDGECLF_SCORE.")] = None,
+    events_mode: Annotated[str, typer.Option(
+        "--events-mode", help="Permissions of a new --events file, octal (default 600: owner only).")] = "600",
     serve: Annotated[Optional[str], typer.Option(
         "--serve", help="HOST:PORT for an MJPEG preview (/stream) and /status; loopback unless --token.")] = None,
     token: Annotated[Optional[str], typer.Option(
@@ -113,8 +115,16 @@ def camera(
 
     config = CameraConfig(
         source=source, size=size, runtime=runtime, threads=threads, realtime=realtime, crop=crop, top_k=top_k,
-        smooth=SmoothConfig(smooth, smooth_mode, threshold, hysteresis), every=every, events=events,
+        smooth=SmoothConfig(smooth, smooth_mode, threshold, hysteresis), every=every, events=events, events_mode=mode,
         display=display, save=save, on_change=on_change, serve=serve, token=token or None, max_clients=max_clients,
+    try:
+        mode = int(events_mode, 8)
+    except ValueError:
+        mode = -1
+    if not 0 <= mode <= 0o777:
+        from ..errors import UsageError
+
+        raise UsageError(f"--events-mode {events_mode!r}: expected octal permissions such as 600 or 640")
         max_frames=max_frames, stall_timeout=stall_timeout, reconnect_max=reconnect_max)
     summary = run_camera(bundle, config)
     typer.echo(format_summary(summary), err=True)  # the run's result: shown with -q too
