@@ -301,7 +301,7 @@ def keras_decisions(run: Path, sizes: set[int], files: Sequence[tuple[str, str]]
 
 
 def _load_keras(path: Path) -> Any:
-    """The converter's safe loader (safe_mode=True, no Lambda, no HDF5)."""
+    """edgeclf's one safe loader (`edgeclf.train.modelio`), TensorFlow's native log kept quiet as convert does."""
     from edgeclf.convert.export import load_keras
 
     return load_keras(path)
