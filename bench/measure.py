@@ -156,7 +156,7 @@ def _accuracy(clf: Classifier, images: Sequence[tuple[np.ndarray, str]]) -> tupl
 
 def measure(job: Job, rt: Runtime, tick: Tick = lambda _: None) -> list[dict[str, Any]]:
     """Rows (one per bundle and thread count) for every bundle of `job` on runtime `rt`."""
-    from edgeclf.bench.probe import probe
+    from edgeclf.bench.footprint import measure_footprint
     from edgeclf.imageio import read_bgr
 
     top = max(job.threads)
@@ -210,7 +210,7 @@ def measure(job: Job, rt: Runtime, tick: Tick = lambda _: None) -> list[dict[str
         if job.rss and not v.error:
             image = Path(job.eval_files[0][0]) if job.eval_files else None
             try:
-                pr = probe(v.bundle.path, rt.name, top, image=image)
+                pr = measure_footprint(v.bundle.path, rt.name, top, image=image)
                 rss_mb, first_s = pr.peak_rss_mb, pr.first_frame_s
             except EdgeclfError as e:
                 log.warning("%s", e)
@@ -247,7 +247,10 @@ def _short(e: BaseException) -> str:
     return text if len(text) <= 160 else text[:157] + "..."
 
 
-def default_threads() -> tuple[int, ...]:
-    """1 thread and all cores (the two figures the README quotes)."""
+def thread_counts() -> tuple[int, ...]:
+    """The thread counts bench measures by default: 1 and all cores (the two figures the docs quote).
+
+    Not `edgeclf.edge.runtime.default_threads` (one int: the threads one interpreter gets).
+    """
     n = os.cpu_count() or 1
     return (1,) if n == 1 else (1, n)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from edgeclf.bundle import MANIFEST_FILE, Manifest, read_manifest, resolve_bundle_dir
-from edgeclf.bench.measure import Job, default_threads, measure
+from edgeclf.bench.measure import Job, measure, thread_counts
 from edgeclf.bench.report import BenchReport, BenchRow, finish_machine, machine_info, write_outputs
 from edgeclf.edge.runtime import RUNTIME_MODULES, available_runtimes, find_runtime
 from edgeclf.errors import BundleError, RunError, UsageError
@@ -226,7 +226,7 @@ def run_bench(target: Path, cfg: BenchConfig = BenchConfig(), out: Path | None =
         notes.append(f"per-frame timing on {len(frames)} held-out images; accuracy on {len(eval_files)} held-out "
                      f"images of {tgt.run}")
     job = Job(bundles=tuple(str(b) for b in tgt.bundles), eval_files=eval_files, frame_files=frames,
-              threads=tuple(sorted(set(cfg.threads))) or default_threads(), repeats=cfg.repeats,
+              threads=tuple(sorted(set(cfg.threads))) or thread_counts(), repeats=cfg.repeats,
               warmup=cfg.warmup, frames=cfg.frames, rss=cfg.rss)
 
     versions: dict[str, str] = {}

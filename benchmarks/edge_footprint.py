@@ -6,7 +6,7 @@ Each case is a new Python process, started and waited for here (`os.wait4`, so i
 - `import tensorflow` only (baseline: what any TensorFlow-based classifier pays before its first frame;
   timed to the end of the import, not to the exit, whose clean-up is slow);
 - the edge path, minimal: verify the bundle, load it, decode a held-out PNG, preprocess, invoke, answer
-  (`python -m edgeclf.bench.probe`: the first-frame time is taken inside the child);
+  (`python -m edgeclf.bench.footprint`: the first-frame time is taken inside the child);
 - the edge CLI: `edgeclf classify BUNDLE IMAGE` to its exit (argument parsing, logging, output included);
 - the Keras model of the same size doing `model.predict` on the same image (the graduate's first try).
 
@@ -46,7 +46,7 @@ print('{"first_frame_monotonic": %r}' % time.monotonic(), flush=True)
 
 
 def measure(cmd: list[str], repeats: int, env: dict[str, str], optional: bool = False) -> dict[str, float | None] | None:
-    from edgeclf.bench.probe import run_measured
+    from edgeclf.bench.footprint import run_measured
 
     runs = []
     for i in range(repeats + 1):
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     names = a.bundle or list(c.bundles_of(run))
     for n in names:
         b = run / "bundles" / n
-        cases[f"{n}: edge path"] = measure([py, "-m", "edgeclf.bench.probe", str(b), "--image", image,
+        cases[f"{n}: edge path"] = measure([py, "-m", "edgeclf.bench.footprint", str(b), "--image", image,
                                             "--frames", "1"], a.repeats, env)
         cli = measure([py, "-m", "edgeclf", "-q", "classify", str(b), image], a.repeats, env, optional=True)
         if cli is not None:

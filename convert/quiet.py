@@ -19,8 +19,11 @@ from typing import Iterator
 log = logging.getLogger(__name__)
 
 
-class Captured:
-    """What the native code printed while quiet (filled in when the block ends)."""
+class NativeOutput:
+    """What the native code printed while quiet (filled in when the block ends).
+
+    Not `edgeclf.edge.capture.Captured` (a camera frame).
+    """
 
     text: str = ""
 
@@ -30,9 +33,9 @@ class Captured:
 
 
 @contextlib.contextmanager
-def quiet_native(enabled: bool = True) -> Iterator[Captured]:
+def quiet_native(enabled: bool = True) -> Iterator[NativeOutput]:
     """Redirect fds 1 and 2 (and Python warnings) to a temp file for the duration, when `enabled`."""
-    captured = Captured()
+    captured = NativeOutput()
     if not enabled:
         yield captured
         return

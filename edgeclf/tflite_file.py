@@ -12,7 +12,7 @@ reads of it:
   does not prove a model is sound (the edge's child-process probe covers the rest); it turns the common
   damage — a cut-off copy — into one line.
 - `read_op_codes` (operator codes and versions, what decides which runtime can load a model) and
-  `version_field_positions` (for the probe that measured `edgeclf.tflite_ops`' table).
+  `version_field_positions` (for the measurement behind `edgeclf.tflite_ops`' table).
 
 Every failure is one `ModelError`: "<name>: not a valid TFLite model (<what>); <fix>".
 No flatbuffers package, no numpy, no interpreter.
@@ -250,7 +250,7 @@ def read_op_codes(data: bytes, name: str = "model.tflite") -> list[OpCode]:
 def version_field_positions(data: bytes, name: str = "model") -> list[int | None]:
     """Byte position of each operator code's version field (None when stored as the default 1).
 
-    For the probe that measured `edgeclf.tflite_ops.TFLITE_RUNTIME_214_MAX`: it patches versions in place.
+    For the measurement behind `edgeclf.tflite_ops.TFLITE_RUNTIME_214_MAX`: it patches versions in place.
     """
     r, tables = _op_code_tables(data, name)
     return [r.field(t, 2) for t in tables]

@@ -29,7 +29,7 @@ EDGECLF_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "MAX_POOL_2D", "AVERAGE_POOL_2D",
                "RESHAPE", "LOGISTIC", "SOFTMAX", "QUANTIZE", "DEQUANTIZE", "ADD", "MUL", "PAD", "RELU", "RELU6",
                "HARD_SWISH", "CONCATENATION")
 
-PROBE = r"""
+LOAD_ON_RUNTIME = r"""
 import json, sys
 import numpy as np
 import tflite_runtime
@@ -64,7 +64,7 @@ def tflite_runtime_python() -> str:
 
 def run_on_tflite_runtime(paths: list[Path], invoke: bool) -> dict[str, str]:
     py = tflite_runtime_python()
-    p = subprocess.run([py, "-c", PROBE, "invoke" if invoke else "build", *map(str, paths)],
+    p = subprocess.run([py, "-c", LOAD_ON_RUNTIME, "invoke" if invoke else "build", *map(str, paths)],
                        capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, f"{py}: {p.stderr[-2000:]}"
     out = json.loads(p.stdout.strip().splitlines()[-1])

@@ -48,7 +48,7 @@ def test_planted_package_in_cwd_is_not_imported_by_the_probe_child(bundles, tmp_
     assert not marker.exists(), f"code in the cwd ran: {marker.read_text()}"
 
 
-@pytest.mark.parametrize("module,args", [("edgeclf.edge.probe", ()), ("edgeclf.bench.probe", ("--help",)),
+@pytest.mark.parametrize("module,args", [("edgeclf.edge.probe", ()), ("edgeclf.bench.footprint", ("--help",)),
                                          ("edgeclf.bench.worker", ("ai-edge-litert",))])
 def test_every_child_module_skips_the_cwd(tmp_path: Path, module: str, args: tuple[str, ...]) -> None:
     """Each module edgeclf starts as a child, started through `module_argv` from a planted cwd."""

@@ -1,10 +1,11 @@
-"""Peak memory and start-up time of a process that only loads a bundle and classifies frames.
+"""The footprint of the edge path: peak memory and start-up time of a process that only loads a bundle
+and classifies frames.
 
-Run as a child (`python -m edgeclf.bench.probe BUNDLE ...`): it verifies and loads the bundle the
+Run as a child (`python -m edgeclf.bench.footprint BUNDLE ...`): it verifies and loads the bundle the
 way the edge does, preprocesses a real frame, invokes, and prints one JSON line with the monotonic time of
-its first classified frame and its peak resident set (VmHWM). The parent (`probe`) starts it, waits for it
-with `os.wait4` so that the resource usage is this child's alone, and turns the clock readings into
-"seconds from process start to first frame" (CLOCK_MONOTONIC is system-wide on Linux).
+its first classified frame and its peak resident set (VmHWM). The parent (`measure_footprint`) starts
+it, waits for it with `os.wait4` so that the resource usage is this child's alone, and turns the clock
+readings into "seconds from process start to first frame" (CLOCK_MONOTONIC is system-wide on Linux).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from edgeclf.errors import EdgeclfError
 
 
 @dataclass(frozen=True)
-class ProbeResult:
+class Footprint:
     peak_rss_mb: float
     first_frame_s: float | None  # None when the child printed no first-frame time (a plain command)
     wall_s: float
@@ -45,7 +46,7 @@ def vm_hwm_kb() -> int | None:
     return None
 
 
-def run_measured(cmd: Sequence[str], env: dict[str, str] | None = None, timeout: float = 600) -> ProbeResult:
+def run_measured(cmd: Sequence[str], env: dict[str, str] | None = None, timeout: float = 600) -> Footprint:
     """Run `cmd`, return its own peak RSS (ru_maxrss via wait4), wall time and output."""
     t0 = time.monotonic()
     proc = subprocess.Popen(list(cmd), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
@@ -68,25 +69,25 @@ def run_measured(cmd: Sequence[str], env: dict[str, str] | None = None, timeout:
             first = info["first_frame_monotonic"] - t0
             if info.get("vm_hwm_kb"):
                 rss_mb = info["vm_hwm_kb"] / 1024.0
-    return ProbeResult(rss_mb, first, wall, proc.returncode, out)
+    return Footprint(rss_mb, first, wall, proc.returncode, out)
 
 
-def probe(bundle: Path, runtime: str, threads: int, frames: int = 10, image: Path | None = None,
-          python: str | None = None) -> ProbeResult:
+def measure_footprint(bundle: Path, runtime: str, threads: int, frames: int = 10, image: Path | None = None,
+                      python: str | None = None) -> Footprint:
     """Peak RSS and time to first frame of a fresh process running `bundle` on `runtime`."""
-    cmd = module_argv("edgeclf.bench.probe", str(bundle), "--runtime", runtime, "--threads", str(threads),
+    cmd = module_argv("edgeclf.bench.footprint", str(bundle), "--runtime", runtime, "--threads", str(threads),
                       "--frames", str(frames), python=python)
     if image is not None:
         cmd += ["--image", str(image)]
     r = run_measured(cmd)
     if r.exit_code != 0 or r.first_frame_s is None:
         last = (r.output.strip().splitlines() or ["no output"])[-1]
-        raise EdgeclfError(f"{bundle}: the memory probe on {runtime} failed ({last})")
+        raise EdgeclfError(f"{bundle}: the footprint run on {runtime} failed ({last})")
     return r
 
 
 def _child(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m edgeclf.bench.probe")
+    p = argparse.ArgumentParser(prog="python -m edgeclf.bench.footprint")
     p.add_argument("bundle")
     p.add_argument("--runtime", default=None)
     p.add_argument("--threads", type=int, default=None)
@@ -100,7 +101,7 @@ def _child(argv: list[str] | None = None) -> None:
     from edgeclf.edge.postprocess import answer
     from edgeclf.imageio import read_bgr
 
-    clf = Classifier.load(a.bundle, a.runtime, a.threads)  # verify, probe (cached), build, check tensors
+    clf = Classifier.load(a.bundle, a.runtime, a.threads)  # verify, load probe (cached), build, check tensors
     frame = read_bgr(a.image) if a.image else np.full((480, 640, 3), 128, np.uint8)
     first = None
     label = ""
