@@ -2,8 +2,10 @@
 
 Safe by default: binds 127.0.0.1; any other address needs a token (refused at start otherwise), checked on
 every request (`Authorization: Bearer TOKEN` or `?token=TOKEN`, 401 when wrong). Bounded: at most
-`max_clients` streams and a few more connections; extra connections get 503 and are closed without a
-thread. Each stream is sent the latest frame only; one encoder thread makes at most one JPEG per frame
+`max_clients` authorised streams and a few more connections. A connection must send its whole request
+within `request_timeout` seconds; while every slot is taken, a new connection pushes out the oldest one
+that is still silent, so idle or trickling connections (no token needed) cannot lock out /status and
+/stream. When nothing can be pushed out, the new connection gets 503 and is closed without a thread. Each stream is sent the latest frame only; one encoder thread makes at most one JPEG per frame
 (no per-client buffers), and a client that does not read within `write_timeout` seconds is dropped.
 The loop only copies its annotated frame into a buffer, so clients cannot slow classification.
 """
@@ -28,6 +30,7 @@ from edgeclf.errors import UsageError
 log = logging.getLogger(__name__)
 
 SEND_BUFFER = 256 * 1024
+EVICT_AFTER_S = 1.0  # a silent connection this old may be pushed out by a new one when every slot is taken
 
 PAGE = b"""<!doctype html><html><head><meta charset="utf-8"><title>edgeclf</title></head>
 <body style="background:#111;color:#eee;font-family:sans-serif"><img id="v" style="max-width:100%">
@@ -79,14 +82,43 @@ class _Server(ThreadingHTTPServer):
         self.address_family = socket.AF_INET6 if ":" in addr[0] else socket.AF_INET
         self.preview = preview
         self._active = 0
+        self._pending: dict[Any, float] = {}  # connections that have not sent their request yet -> accepted at
         self._lock = threading.Lock()
         super().__init__(addr, handler)
 
+    def _push_out_silent(self, now: float) -> bool:
+        """Called with the lock held: close pending connections past the request timeout, or else the oldest
+        pending one silent for over EVICT_AFTER_S; True when one was closed."""
+        p = self.preview
+        late = [s for s, t in self._pending.items() if now - t > p.request_timeout]
+        if not late and self._active >= p.max_connections and self._pending:
+            oldest, t = min(self._pending.items(), key=lambda kv: kv[1])
+            if now - t >= EVICT_AFTER_S:
+                late = [oldest]
+        for sock in late:
+            del self._pending[sock]
+            p.stats["idle_closed"] += 1
+            try:
+                sock.shutdown(socket.SHUT_RDWR)  # its handler thread sees EOF and ends
+            except OSError:
+                pass
+        return bool(late)
+
+    def request_started(self, sock: Any) -> None:
+        with self._lock:
+            self._pending.pop(sock, None)
+
     def process_request(self, request: Any, client_address: Any) -> None:
+        now = time.monotonic()
         with self._lock:
             full = self._active >= self.preview.max_connections
+            if full and self._push_out_silent(now):
+                full = False  # the pushed-out thread ends at once; the overshoot is that brief
+            elif not full and self._pending:
+                self._push_out_silent(now)
             if not full:
                 self._active += 1
+                self._pending[request] = now
         if full:
             self.preview.stats["refused"] += 1
             try:
@@ -104,6 +136,7 @@ class _Server(ThreadingHTTPServer):
         finally:
             with self._lock:
                 self._active -= 1
+                self._pending.pop(request, None)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -112,8 +145,15 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.0"
 
     def setup(self) -> None:
-        self.timeout = self.server.preview.write_timeout  # reads and writes: a silent client is dropped
+        self.timeout = self.server.preview.request_timeout  # until the request is in: a silent client is dropped
         super().setup()
+
+    def parse_request(self) -> bool:
+        ok = super().parse_request()
+        if ok:
+            self.server.request_started(self.connection)
+            self.connection.settimeout(self.server.preview.write_timeout)  # then: a client that stops reading
+        return ok
 
     def log_message(self, fmt: str, *args: Any) -> None:
         log.debug("serve %s: " + fmt, self.client_address[0], *args)
@@ -180,7 +220,8 @@ class PreviewServer:
     """Owns the HTTP server thread and the encoder thread; `publish()` is all the loop calls."""
 
     def __init__(self, host: str, port: int, token: str | None, status: Callable[[], dict[str, Any]],
-                 max_clients: int = 4, write_timeout: float = 5.0, jpeg_quality: int = 80, max_fps: float = 15.0):
+                 max_clients: int = 4, write_timeout: float = 5.0, jpeg_quality: int = 80, max_fps: float = 15.0,
+                 request_timeout: float = 3.0):
         check_bind(host, token)
         self.host, self.port = host, port
         self.token = token
@@ -188,10 +229,12 @@ class PreviewServer:
         self.max_clients = max_clients
         self.max_connections = max_clients + 4
         self.write_timeout = write_timeout
+        self.request_timeout = request_timeout  # seconds from connect to a complete request
         self.jpeg_quality = jpeg_quality
         self.min_interval = 1.0 / max_fps if max_fps > 0 else 0.0
         self.closing = threading.Event()
-        self.stats = {"clients": 0, "streams_total": 0, "dropped_slow": 0, "refused": 0, "unauthorized": 0}
+        self.stats = {"clients": 0, "streams_total": 0, "dropped_slow": 0, "refused": 0, "unauthorized": 0,
+                      "idle_closed": 0}
         self._cond = threading.Condition()
         self._frame: np.ndarray | None = None
         self._frame_seq = 0
