@@ -276,59 +276,13 @@ class InputPlan:
         return self._options(ds)
 
 
-def _local_symbolic_build(model: Any, strategy: Any) -> None:
-    """Work around keras-team/keras#20585 on this model: before fit/evaluate, Keras 3 averages the first
-    distributed batch across replicas only to learn its shapes, and MultiWorkerMirroredStrategy cannot
-    reduce an (x, y) pair. This worker's own first slice has the same shapes and needs no collective."""
-    import tensorflow as tf
-
-    def first_slice(v: Any) -> Any:
-        return strategy.experimental_local_results(v)[0] if isinstance(v, tf.distribute.DistributedValues) else v
-
-    def build(iterator: Any = None, data_batch: Any = None) -> None:
-        if iterator is not None:
-            for _, _, it in iterator:
-                data_batch = tf.nest.map_structure(first_slice, next(it))
-                break
-        with strategy.scope():
-            model._symbolic_build(data_batch=data_batch)
-
-    model._maybe_symbolic_build = build
-
-
-@contextlib.contextmanager
-def _multi_worker_logs(strategy: Any) -> Iterator[None]:
-    """Work around keras-team/keras#20585 while fit traces its steps: Keras 3 averages each step's logs over
-    a multi-worker strategy with `reduce("MEAN", v, axis=0)`, which fails on scalars. Averaging over all
-    replicas of all workers (axis=None) is what it means, and gives every worker the same logs, so the
-    trainer's decisions (best model, early stop) and the collectives that follow them stay in step."""
-    import tensorflow as tf
-    from keras.src.backend.tensorflow import trainer as tf_trainer
-
-    original = tf_trainer.reduce_per_replica
-
-    def mean(v: Any) -> Any:
-        tensor = isinstance(v, (tf.Tensor, tf.distribute.DistributedValues))
-        return strategy.reduce("MEAN", v, axis=None) if tensor else v
-
-    def reduce_per_replica(values: Any, on: Any, reduction: str) -> Any:
-        if on is strategy and reduction in ("auto", "mean"):
-            return tf.nest.map_structure(mean, values)
-        return original(values, on, reduction)
-
-    tf_trainer.reduce_per_replica = reduce_per_replica
-    try:
-        yield
-    finally:
-        tf_trainer.reduce_per_replica = original
-
-
 @contextlib.contextmanager
 def fitting(strategy: Any, model: Any) -> Iterator[None]:
     """While inside, `model.fit` / `model.evaluate` work on `strategy` (the model built in its scope).
 
     MirroredStrategy and the default strategy need nothing. MultiWorkerMirroredStrategy needs two fixes to
-    Keras 3 (keras-team/keras#20585, open): how it learns input shapes and how it averages step logs.
+    Keras 3 (keras-team/keras#20585, open): how it learns input shapes and how it averages step logs; they
+    live in `edgeclf.train.keras_patches`, applied only for the Keras versions known to need them.
     BatchNorm statistics need no syncing here: the trainer's precise-BN callback recomputes them on every
     worker from the same images before each validation, so every replica holds the same values.
     """
@@ -337,12 +291,10 @@ def fitting(strategy: Any, model: Any) -> Iterator[None]:
     if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         yield
         return
-    _local_symbolic_build(model, strategy)
-    try:
-        with _multi_worker_logs(strategy):
-            yield
-    finally:
-        del model._maybe_symbolic_build  # the class's own again
+    from edgeclf.train.keras_patches import multi_worker_fit
+
+    with multi_worker_fit(strategy, model):
+        yield
 
 
 def input_plan(strategy: Any, per_replica_batch: int, n_train: int, n_val: int, eval_batch: int = 64) -> InputPlan:
