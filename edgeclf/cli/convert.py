@@ -1,10 +1,12 @@
 """`edgeclf convert RUN --quantize`: parse options, call `edgeclf.convert.convert_run`, print the summary.
 
-`--quantize` takes a value (repeatable) and may also be given bare, meaning int8. Click cannot express
-an optional value on a repeatable option, so the command class rewrites the arguments before click
-parses them: a `--quantize` not followed by a kind name gets `int8` inserted after it. A following
-token counts as a kind unless it is an existing path or looks like one (RUN after a bare flag), so a
-misspelt kind (`--quantize in8`) still reaches the kind check and gets a clear error.
+`--quantize` takes a value (repeatable) and may also be given bare, meaning int8. The parser cannot say
+that: the click that typer 0.29 vendors has no optional option values (an option either takes a value or
+is a flag; tests/test_convert.py checks this), and even click 8's `is_flag=False, flag_value=...` would
+take RUN in `--quantize RUN` as the kind. So the command class (not sys.argv) inserts `int8` after a
+`--quantize` that has no kind after it, before click parses the list. A following token counts as a kind
+unless it is an existing path or looks like one (RUN after a bare flag), so a misspelt kind
+(`--quantize in8`) still reaches the kind check and gets a clear error.
 """
 
 from __future__ import annotations
