@@ -27,7 +27,13 @@ class RunData:
     data_dir: Path
     train: tuple[Item, ...]
     val: tuple[Item, ...]
+    test: tuple[Item, ...] = ()  # the run's test side (measured once at training); old runs have none
+    test_groups: tuple[str, ...] = ()  # the subject of each test image, for the interval
 
+    @property
+    def check(self) -> tuple[Item, ...]:
+        """The images each variant is checked on: the test side, else (old runs) validation."""
+        return self.test or self.val
 
 def resolve_run_data(run: RunDir, info: RunInfo, split: Split, data: Path | None) -> RunData:
     """Find the run's images (at `data` when the folder moved) and check they are all there."""
@@ -44,14 +50,29 @@ def resolve_run_data(run: RunDir, info: RunInfo, split: Split, data: Path | None
                         "put it back at that path to check the variants")
     train = tuple((base / rel, label) for rel, label in split.train)
     val = tuple((val_base / rel, label) for rel, label in split.val)
+    test_base = Path(split.test_dir) if split.test_dir else base
+    test = tuple((test_base / rel, label) for rel, label in split.test)
     if not val:
         raise DataError(f"{run.path}: its split has no held-out images; the variants cannot be checked; train again")
-    missing = [p for p, _ in train + val if not p.is_file()]
+    missing = [p for p, _ in train + val + test if not p.is_file()]
     if missing:
         hint = "pass the run's data folder with --data DIR" if data is None else "is --data the run's data folder?"
-        raise DataError(f"{base}: {len(missing)} of {len(train) + len(val)} images of the run's split are missing "
+        raise DataError(f"{base}: {len(missing)} of {len(train) + len(val) + len(test)} images of the run's split are missing "
                         f"(first: {missing[0]}); {hint}")
-    return RunData(base, train, val)
+    return RunData(base, train, val, test, _groups(run, split))
+
+
+def _groups(run: RunDir, split: Split) -> tuple[str, ...]:
+    """Groups of the test side by the pattern the run was trained with (its config.json)."""
+    import json
+
+    from edgeclf.groups import DEFAULT_GROUP_PATTERN, groups_for
+
+    try:
+        pattern = json.loads((run.path / "config.json").read_text("utf-8")).get("group_pattern", DEFAULT_GROUP_PATTERN)
+    except (OSError, ValueError, AttributeError):
+        pattern = DEFAULT_GROUP_PATTERN
+    return tuple(groups_for(split.test, str(pattern))[0]) if split.test else ()
 
 
 def calibration_sample(items: Sequence[Item], n: int, seed: int = 0) -> list[Item]:

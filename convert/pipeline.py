@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from edgeclf.bundle import Manifest, write_bundle
 from edgeclf.errors import UsageError
@@ -123,8 +123,8 @@ def _convert_size(run: RunDir, info: RunInfo, size: int, model_path: Path, data:
     if progress:
         progress(f"{size}: loading the Keras model and held-out images", done, total)
     model = load_keras(model_path, config.quiet)
-    x_val = load_images(data.val, spec)
-    y_val = labels_of(data.val)
+    x_val = load_images(data.check, spec)  # the test side (validation for runs made before it existed)
+    y_val = labels_of(data.check)
     reference = keras_probs(model, x_val, quiet=config.quiet)
     representative = None
     if any(k.needs_data for k in config.kinds):
@@ -150,7 +150,8 @@ def _convert_size(run: RunDir, info: RunInfo, size: int, model_path: Path, data:
         status = judge(metrics, config.max_drop, config.allow_drop)
         result = VariantResult(size, kind, len(model_bytes), metrics, runtimes, status, in_spec, out_spec)
         if status != REJECTED:
-            manifest = write_bundle(out / name, model_bytes, _manifest(run, info, size, kind, result))
+            manifest = write_bundle(out / name, model_bytes, _manifest(run, info, size, kind, result,
+                                                                       _test_interval(probs, y_val, data, info)))
             result = replace(result, path=out / name, sha256=manifest.sha256)
         log.info("%s: %.1f KB, accuracy %.2f%% (%+.2f pp vs Keras), agreement %.2f%%: %s", name,
                  len(model_bytes) / 1024, 100 * metrics.accuracy, metrics.delta_pp, 100 * metrics.agreement, status)
@@ -161,13 +162,25 @@ def _convert_size(run: RunDir, info: RunInfo, size: int, model_path: Path, data:
     return results
 
 
-def _manifest(run: RunDir, info: RunInfo, size: int, kind: QuantizationKind, r: VariantResult) -> Manifest:
+def _test_interval(probs: Any, y: Any, data: RunData, info: RunInfo) -> dict[str, Any]:
+    """This variant's own test figure with its 95 % interval over subjects (none for runs without a test side)."""
+    if not data.test:
+        return {}
+    from edgeclf.metrics import bootstrap_interval, decide
+
+    pred = decide(probs, len(info.labels))
+    return {"test": bootstrap_interval(pred == y, data.test_groups, y).to_dict()}
+
+
+def _manifest(run: RunDir, info: RunInfo, size: int, kind: QuantizationKind, r: VariantResult,
+              test: dict[str, Any]) -> Manifest:
     return Manifest(
         labels=tuple(info.labels), task=info.task, positive_label=info.positive_label,
         preprocess=info.models[size].preprocess, input=r.input, output=r.output,
         source={"run": str(run.path.resolve()), "arch": info.arch, "size": size, "quantization": kind.name,
                 "io_dtype": kind.io_dtype if kind.name == "int8" else r.input.dtype},
-        metrics={**r.metrics.to_dict(), "status": r.status},
+        metrics={**r.metrics.to_dict(), "status": r.status, **test,
+                 "measured_on": "test" if test else "validation (run made before test splits)"},
         runtimes={k: dict(v) for k, v in r.runtimes.items()},
     )
 

@@ -33,8 +33,12 @@ def expand_paths(paths: Sequence[Path]) -> Iterator[Path]:
     for p in paths:
         if p.is_dir():
             files = image_files(p)
+            if not files:  # a test set: one sub-folder of images per class
+                subs = sorted(d for d in p.iterdir() if d.is_dir() and not d.name.startswith("."))
+                files = [f for d in subs for f in image_files(d)]
             if not files:
-                raise DataError(f"{p}: no images ({', '.join(IMAGE_EXTENSIONS)}) in this folder")
+                raise DataError(f"{p}: no images ({', '.join(IMAGE_EXTENSIONS)}) in this folder or its class "
+                                "sub-folders")
             yield from files
         elif p.is_file():
             yield p

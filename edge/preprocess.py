@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from edgeclf.bundle import TensorSpec
-from edgeclf.preprocess import PreprocessSpec, center_crop_box
+from edgeclf.preprocess import LETTERBOX_FILL, PreprocessSpec, center_crop_box, letterbox_pads
 
 _RESIZE = {"bilinear": cv2.INTER_LINEAR}
 _NP_DTYPES = {"float32": np.float32, "float16": np.float16, "uint8": np.uint8, "int8": np.int8}
@@ -43,6 +43,10 @@ class Preprocessor:
         if self.spec.crop == "center":
             top, left, side = center_crop_box(frame_bgr.shape[0], frame_bgr.shape[1])
             frame_bgr = frame_bgr[top:top + side, left:left + side]
+        elif self.spec.crop == "letterbox" and frame_bgr.shape[0] != frame_bgr.shape[1]:
+            top, bottom, left, right = letterbox_pads(frame_bgr.shape[0], frame_bgr.shape[1])
+            frame_bgr = cv2.copyMakeBorder(frame_bgr, top, bottom, left, right, cv2.BORDER_CONSTANT,
+                                           value=(LETTERBOX_FILL,) * 3)
         cv2.resize(frame_bgr, (self.spec.width, self.spec.height), dst=self._resized,
                    interpolation=_RESIZE[self.spec.resize])
         cv2.cvtColor(self._resized, cv2.COLOR_BGR2RGB, dst=self._rgb)

@@ -1,7 +1,9 @@
 """The preprocessing contract, defined once.
 
-decode -> RGB uint8 (alpha dropped, gray replicated, 16-bit reduced to 8) -> centre crop to square
-(optional) -> resize to (height, width) with `resize` -> float32 * scale + offset.
+decode -> RGB uint8 (alpha dropped, gray replicated, 16-bit reduced to 8) -> square it: centre crop
+(`center`, the default: the middle of a 4:3 frame, the subject fills more of the input), grey bars
+(`letterbox`: the whole frame, a subject near the edge stays in) or neither (`none`: the frame squeezed,
+shapes distorted) -> resize to (height, width) with `resize` -> float32 * scale + offset.
 
 It is implemented twice: in TensorFlow for training (`edgeclf.train.tfdata`) and in numpy/OpenCV for the
 edge (`edgeclf.edge.preprocess`). `tests/test_parity.py` holds them to within 1/255 of each other.
@@ -15,7 +17,8 @@ from typing import Any, Mapping
 from .errors import BundleError
 
 RESIZE_METHODS = ("bilinear",)
-CROP_MODES = ("center", "none")
+CROP_MODES = ("center", "none", "letterbox")
+LETTERBOX_FILL = 128  # grey bars: the pixel value (every channel) that pads a frame to a square
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,14 @@ class PreprocessSpec:
 
     def with_size(self, size: int) -> "PreprocessSpec":
         return PreprocessSpec(**{**self.to_dict(), "height": size, "width": size})
+
+
+def letterbox_pads(height: int, width: int) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right) padding that makes a frame square around its centre; both
+    implementations use this arithmetic."""
+    side = max(height, width)
+    top, left = (side - height) // 2, (side - width) // 2
+    return top, side - height - top, left, side - width - left
 
 
 def center_crop_box(height: int, width: int) -> tuple[int, int, int]:

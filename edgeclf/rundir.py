@@ -59,21 +59,49 @@ class RunInfo:
 
 @dataclass(frozen=True)
 class Split:
-    """Files relative to `data_dir`, each with its label index."""
+    """Files relative to `data_dir` (or to `val_dir` / `test_dir` when those were given), with label indices.
+
+    Three sides: train; val (early stopping and the pick of the best epoch); test (measured once, at the
+    end, by a model that never saw it nor was chosen on it). Old runs have no test side.
+    """
 
     strategy: str  # "group", "stratified" or "given"
     train: tuple[tuple[str, int], ...]
     val: tuple[tuple[str, int], ...]
-    val_dir: str | None = None  # set when --validation-dir gave the held-out files
+    val_dir: str | None = None  # set when --validation-dir gave the validation files
+    test: tuple[tuple[str, int], ...] = ()
+    test_dir: str | None = None  # set when --test-dir gave the test files
 
     def to_dict(self) -> dict[str, Any]:
-        return {"strategy": self.strategy, "val_dir": self.val_dir,
-                "train": [list(x) for x in self.train], "val": [list(x) for x in self.val]}
+        return {"strategy": self.strategy, "val_dir": self.val_dir, "test_dir": self.test_dir,
+                "train": [list(x) for x in self.train], "val": [list(x) for x in self.val],
+                "test": [list(x) for x in self.test]}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "Split":
-        return cls(d["strategy"], tuple((str(p), int(i)) for p, i in d["train"]),
-                   tuple((str(p), int(i)) for p, i in d["val"]), d.get("val_dir"))
+        def side(key: str) -> tuple[tuple[str, int], ...]:
+            return tuple((str(p), int(i)) for p, i in d.get(key, ()))
+
+        return cls(d["strategy"], side("train"), side("val"), d.get("val_dir"), side("test"), d.get("test_dir"))
+
+    def paths(self, data_dir: str | os.PathLike[str]) -> "SplitPaths":
+        """Absolute paths of every side, each under the folder it came from."""
+        root = Path(data_dir)
+        vroot = Path(self.val_dir) if self.val_dir else root
+        troot = Path(self.test_dir) if self.test_dir else root
+        return SplitPaths(tuple((str(root / p), y) for p, y in self.train),
+                          tuple((str(vroot / p), y) for p, y in self.val),
+                          tuple((str(troot / p), y) for p, y in self.test))
+
+
+@dataclass(frozen=True)
+class SplitPaths:
+    train: tuple[tuple[str, int], ...]
+    val: tuple[tuple[str, int], ...]
+    test: tuple[tuple[str, int], ...]
+
+    def missing(self) -> list[str]:
+        return [p for p, _ in self.train + self.val + self.test if not Path(p).is_file()]
 
 
 class RunDir:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Mapping
 
@@ -14,6 +15,14 @@ from edgeclf.train.split import DEFAULT_GROUP_PATTERN, SPLIT_MODES
 DEFAULT_ARCH = "edge"
 DEFAULT_SIZES = (300, 150)
 SCHEDULES = ("cosine", "constant")
+AUGMENT_POLICIES = ("camera", "mild")
+
+
+def _same_dir(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)
 
 
 @dataclass(frozen=True)
@@ -23,11 +32,14 @@ class TrainConfig:
     data_dir: str
     out: str | None = None  # None: runs/train-N in the working directory
     validation_dir: str | None = None
-    validation_split: float = 0.2
+    validation_split: float = 0.15  # of DATA_DIR, for early stopping and the pick of the best epoch
+    test_dir: str | None = None
+    test_split: float = 0.2  # of DATA_DIR, measured once at the end: the figure the run reports
     split: str = "auto"  # auto (group when file names show groups), group, stratified
     group_pattern: str = DEFAULT_GROUP_PATTERN
     strict: bool = False
     augment: bool = True
+    augment_policy: str = "camera"  # camera: reframing, light and sensor changes (train/augment.py); mild: 0.1's
     arch: str = DEFAULT_ARCH
     sizes: tuple[int, ...] = DEFAULT_SIZES
     lr: float = 1e-3
@@ -41,6 +53,8 @@ class TrainConfig:
     deterministic: bool = True  # tf op determinism: same seed -> same metrics
     warm_start: bool = True  # size-agnostic archs: start each larger size from the smaller size's best weights
     warm_epochs: int = 10  # epochs for a warm-started size (it starts from a trained model)
+    label_smoothing: float = 0.1  # targets 0.05/0.95: less over-confident scores on subjects never seen
+    weight_decay: float = 0.0  # decoupled weight decay of the optimizer
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHS:
@@ -51,7 +65,19 @@ class TrainConfig:
         if small:
             raise UsageError(f"--arch {self.arch} needs --size of at least {ARCHS[self.arch].min_size}, got {small}")
         if not 0.0 < self.validation_split < 1.0:
-            raise UsageError(f"--validation-split {self.validation_split} must be between 0 and 1 (e.g. 0.2)")
+            raise UsageError(f"--validation-split {self.validation_split} must be between 0 and 1 (e.g. 0.15)")
+        if not 0.0 <= self.test_split < 1.0 or self.validation_split + self.test_split >= 0.9:
+            raise UsageError(f"--test-split {self.test_split} must be between 0 and 1 and leave at least 10 % to "
+                             f"train on beside --validation-split {self.validation_split} (e.g. 0.2)")
+        if not 0.0 <= self.label_smoothing < 0.5:
+            raise UsageError(f"--label-smoothing {self.label_smoothing} must be between 0 and 0.5 (e.g. 0.1)")
+        if not 0.0 <= self.weight_decay < 1.0:
+            raise UsageError(f"--weight-decay {self.weight_decay} must be between 0 and 1 (e.g. 0.0001)")
+        for name in ("validation_dir", "test_dir"):
+            other = getattr(self, name)
+            if other and _same_dir(other, self.data_dir):
+                raise UsageError(f"--{name.replace('_', '-')} {other} is DATA_DIR itself: the model would be measured "
+                                 "on the images it trained on; give a separate folder, or leave it out to split DATA_DIR")
         if self.split not in SPLIT_MODES:
             raise UsageError(f"--split {self.split!r} is not known; expected one of {', '.join(SPLIT_MODES)}")
         if not (self.lr > 0 and self.lr < float("inf")):
@@ -61,6 +87,9 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "patience", "max_pixels", "warm_epochs"):
             if getattr(self, name) < 1:
                 raise UsageError(f"--{name.replace('_', '-')} {getattr(self, name)} must be at least 1")
+        if self.augment_policy not in AUGMENT_POLICIES:
+            raise UsageError(f"--augment-policy {self.augment_policy!r} is not known; expected one of "
+                             f"{', '.join(AUGMENT_POLICIES)}")
         if self.strategy not in STRATEGIES:
             raise UsageError(f"--strategy {self.strategy!r} is not supported; expected one of {', '.join(STRATEGIES)}")
         if not 0 <= self.seed < 2**31:

@@ -42,6 +42,34 @@ class SizeJob:
     val: tuple[tuple[str, int], ...]
     run: RunDir
     warm_from: Path | None = None  # a smaller size's best model with the same (size-agnostic) weights
+    test: tuple[tuple[str, int], ...] = ()  # measured once, after training, by the model chosen on `val`
+    test_groups: tuple[str, ...] = ()  # the subject of each test image, for the interval
+
+
+def augment_spec(cfg: TrainConfig) -> AugmentSpec | None:
+    if not cfg.augment:
+        return None
+    return {"camera": AugmentSpec(), "mild": AugmentSpec.mild()}[cfg.augment_policy]
+
+
+def test_metrics(model: Any, job: SizeJob, spec: PreprocessSpec, cache: bool) -> dict[str, Any]:
+    """The figure the run reports: the test side, measured once, with its interval over groups; and the same
+    test subjects as camera-like frames through the edge preprocessing (`edgeclf.camsim`)."""
+    if not job.test:
+        return {}
+    from edgeclf.camsim import CameraSim, frames
+    from edgeclf.edge.preprocess import Preprocessor
+    from edgeclf.metrics import bootstrap_interval, decide, evaluate
+
+    n = len(job.labels)
+    ys = [y for _, y in job.test]
+    ev = evaluate(_predict(model, job.test, spec, n, False), ys, job.test_groups, job.labels, seed=job.cfg.seed)
+    pre = Preprocessor(spec)
+    xs = np.concatenate([pre(f.frame).copy() for f in frames(job.test, CameraSim(seed=job.cfg.seed))])
+    cam_pred = decide(np.asarray(model.predict(xs, batch_size=EVAL_BATCH, verbose=0)), n)
+    cam = bootstrap_interval(cam_pred == np.asarray(ys), job.test_groups, ys, seed=job.cfg.seed)
+    return {"accuracy": ev.top1.accuracy, "loss": ev.log_loss, "test": ev.to_dict(), "camera_sim": cam.to_dict(),
+            "per_class": ev.per_class, "confusion": [list(r) for r in ev.confusion]}
 
 
 def state_dir(run: RunDir, size: int) -> Path:
@@ -60,8 +88,11 @@ def _compile(model: Any, job: SizeJob, n_classes: int, epoch_steps: int) -> None
     if cfg.schedule == "cosine":
         steps = epochs_for(job) * epoch_steps
         lr = keras.optimizers.schedules.CosineDecay(cfg.lr, decay_steps=steps, alpha=0.0)
-    loss = "binary_crossentropy" if n_classes == 2 else "sparse_categorical_crossentropy"
-    model.compile(optimizer=keras.optimizers.RMSprop(lr), loss=loss, metrics=["accuracy"])
+    from edgeclf.train.losses import loss_and_metric
+
+    loss, metric = loss_and_metric(n_classes, cfg.label_smoothing)
+    opt = keras.optimizers.RMSprop(lr, weight_decay=cfg.weight_decay or None)
+    model.compile(optimizer=opt, loss=loss, metrics=[metric])
 
 
 def _check_space(path: Path, model: Any) -> None:
@@ -94,9 +125,12 @@ def _measured_best(path: Path, job: SizeJob, spec: PreprocessSpec, state: SizeSt
     """
     if not path.exists():
         return None
+    from edgeclf.train.losses import loss_and_metric
+
     n = len(job.labels)
     model = load_keras(path)
-    model.compile(loss="binary_crossentropy" if n == 2 else "sparse_categorical_crossentropy", metrics=["accuracy"])
+    loss, metric = loss_and_metric(n, job.cfg.label_smoothing)
+    model.compile(loss=loss, metrics=[metric])
     vds = eval_dataset([f for f, _ in job.val], [y for _, y in job.val], spec, EVAL_BATCH, n, False)
     loss, acc = model.evaluate(vds, verbose=0)
     return Best(float(acc), float(loss), state.best.epoch if state.best else 0)
@@ -107,6 +141,9 @@ def _build(job: SizeJob, state: SizeState, sdir: Path, epoch_steps: int) -> Any:
 
     n = len(job.labels)
     if state.backup:
+        from edgeclf.train.losses import register
+
+        register()  # the backup's compiled loss
         model = load_keras(sdir / state.backup, compile=True)
         log.info("%d px: resuming after epoch %d from %s", job.size, state.epoch, sdir / state.backup)
         return model
@@ -157,7 +194,7 @@ def train_size(job: SizeJob, strategy: Any, progress: bool = False) -> SizeState
         if plan.replicas > 1:
             log.info("%d px: %s", size, plan.describe())
         tds = train_dataset([f for f, _ in job.train], [y for _, y in job.train], spec, plan.global_batch, n_classes,
-                            cfg.seed, state.epoch, epochs, AugmentSpec() if cfg.augment else None, cache)
+                            cfg.seed, state.epoch, epochs, augment_spec(cfg), cache)
         vds = eval_dataset([f for f, _ in job.val], [y for _, y in job.val], spec, EVAL_BATCH, n_classes, cache)
         with fitting(strategy, model):
             model.fit(plan.train(tds), validation_data=plan.eval(vds), epochs=epochs, initial_epoch=state.epoch,
@@ -176,6 +213,8 @@ def train_size(job: SizeJob, strategy: Any, progress: bool = False) -> SizeState
     best = load_keras(best_path)  # the file as the converter will read it: safe mode, no Lambda
     result = classification_metrics(_predict(best, job.val, spec, n_classes, cache), [y for _, y in job.val],
                                      job.labels)
+    result = {**result, "val_accuracy": result["accuracy"], "val_loss": result["loss"], "val": result,
+              **test_metrics(best, job, spec, cache)}
     hist = state.history
     ips = [r["train_img_s"] for r in hist[1:]] or [r["train_img_s"] for r in hist]
     result.update(best_epoch=state.best.epoch if state.best else None, epochs_run=len(hist),

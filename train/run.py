@@ -39,6 +39,7 @@ class TrainResult:
     split: str  # the sentence saying which split was used
     n_train: int
     n_val: int
+    n_test: int
     sizes: dict[int, dict[str, Any]]  # per size: held-out metrics, best epoch, img/s, ...
     skipped: int  # broken files left out
     seconds: float
@@ -82,24 +83,53 @@ def _updater(bar: Any) -> Callable[[int, int], None] | None:
     return lambda done, total: bar.update(task, completed=done, total=total)
 
 
-def _load_data(cfg: TrainConfig, progress: bool) -> tuple[Any, Any]:
+@dataclass(frozen=True)
+class Data:
+    """The checked images of DATA_DIR and of the --validation-dir / --test-dir folders, when given."""
+
+    ds: Any
+    vds: Any = None
+    tds: Any = None
+
+    @property
+    def bad(self) -> int:
+        return sum(len(d.bad) for d in (self.ds, self.vds, self.tds) if d is not None)
+
+
+def _load_data(cfg: TrainConfig, progress: bool) -> Data:
     with _progress(progress, "checking images") as bar:
         ds = load_dataset(Path(cfg.data_dir), cfg.max_pixels, cfg.strict, on_progress=_updater(bar))
-        vds = None
+        vds = tds = None
         if cfg.validation_dir:
             vds = load_dataset(Path(cfg.validation_dir), cfg.max_pixels, cfg.strict, labels=ds.labels,
                                on_progress=_updater(bar))
-    return ds, vds
+        if cfg.test_dir:
+            tds = load_dataset(Path(cfg.test_dir), cfg.max_pixels, cfg.strict, labels=ds.labels,
+                               on_progress=_updater(bar))
+    return Data(ds, vds, tds)
 
 
-def _split(cfg: TrainConfig, ds: Any, vds: Any) -> tuple[Split, str]:
-    from edgeclf.train.split import given_split, make_split
+def _split(cfg: TrainConfig, data: Data) -> tuple[Split, str]:
+    from edgeclf.train.split import make_split, with_given
 
-    if vds is not None:
-        plan = given_split(ds.items, vds.items, str(vds.root))
-    else:
-        plan = make_split(ds.items, ds.labels, cfg.validation_split, cfg.seed, cfg.split, cfg.group_pattern)
-    return plan.split, plan.why
+    ds, vds, tds = data.ds, data.vds, data.tds
+    plan = None
+    if vds is None or tds is None:
+        plan = make_split(ds.items, ds.labels, cfg.validation_split, cfg.seed, cfg.split, cfg.group_pattern,
+                          test_fraction=0.0 if tds is not None else cfg.test_split, fixed_val=vds is not None)
+    if vds is None and tds is None:
+        assert plan is not None
+        return plan.split, plan.why
+    given = with_given(plan, ds.items, vds.items if vds is not None else None, str(vds.root) if vds is not None else None,
+                       tds.items if tds is not None else None, str(tds.root) if tds is not None else None)
+    return given.split, given.why
+
+
+def test_groups(cfg: TrainConfig, split: Split) -> tuple[str, ...]:
+    """The subject of each test image: groups from the file names when they form groups, else the file."""
+    from edgeclf.groups import groups_for
+
+    return tuple(groups_for(split.test, cfg.group_pattern)[0])
 
 
 def _size_order(cfg: TrainConfig) -> list[int]:
@@ -117,16 +147,15 @@ def _train_sizes(cfg: TrainConfig, run: RunDir, labels: tuple[str, ...], split: 
 
     if cfg.deterministic:
         tf.config.experimental.enable_op_determinism()
-    root = Path(cfg.data_dir)
-    vroot = Path(split.val_dir) if split.val_dir else root
-    train = tuple((str(root / p), y) for p, y in split.train)
-    val = tuple((str(vroot / p), y) for p, y in split.val)
+    paths = split.paths(cfg.data_dir)
+    groups = test_groups(cfg, split)
     results: dict[int, dict[str, Any]] = {}
     warm: Path | None = None
     for size in _size_order(cfg):
-        state = train_size(SizeJob(size, cfg, labels, train, val, run, warm), strategy, progress)
+        job = SizeJob(size, cfg, labels, paths.train, paths.val, run, warm, paths.test, groups)
+        state = train_size(job, strategy, progress)
         results[size] = state.result
-        log.info("%d px: held-out accuracy %.4f (best epoch %s of %d, %s)", size, state.result["accuracy"],
+        log.info("%d px: %s (best epoch %s of %d, %s)", size, headline(state.result),
                  state.result["best_epoch"], state.result["epochs_run"], state.result["stopped"])
         if get_arch(cfg.arch).size_agnostic and cfg.warm_start:
             warm = run.model_path(size)
@@ -141,7 +170,8 @@ def _finish(cfg: TrainConfig, run: RunDir, labels: tuple[str, ...], split: Split
 
     sizes = list(cfg.sizes)
     metrics = {"arch": cfg.arch, "labels": list(labels),
-               "split": {"strategy": split.strategy, "why": why, "train": len(split.train), "val": len(split.val)},
+               "split": {"strategy": split.strategy, "why": why, "train": len(split.train), "val": len(split.val),
+                         "test": len(split.test)},
                "sizes": {str(s): results[s] for s in sizes}}
     write_json(run.path / "metrics.json", metrics)
     histories = {s: list(read_state(state_dir(run, s) / "state.json", s).history) for s in sizes}
@@ -150,20 +180,36 @@ def _finish(cfg: TrainConfig, run: RunDir, labels: tuple[str, ...], split: Split
     task = "binary" if len(labels) == 2 else "multiclass"
     models = {s: RunModel(s, run.model_path(s).relative_to(run.path).as_posix(), PreprocessSpec(s, s)) for s in sizes}
     extra = {"split": split.strategy, "seed": cfg.seed,
-             "held_out_accuracy": {str(s): results[s]["accuracy"] for s in sizes}}
+             "val_accuracy": {str(s): results[s]["val_accuracy"] for s in sizes},
+             "test": {str(s): results[s]["test"]["top1"] for s in sizes if "test" in results[s]},
+             "camera_sim": {str(s): results[s]["camera_sim"] for s in sizes if "camera_sim" in results[s]}}
     run.write_info(RunInfo(labels, task, cfg.arch, cfg.data_dir, models, extra))
 
 
 def _result(cfg: TrainConfig, run: RunDir, labels: tuple[str, ...], split: Split, why: str,
             results: dict[int, dict[str, Any]], skipped: int, t0: float) -> TrainResult:
-    return TrainResult(run.path, cfg.arch, labels, why, len(split.train), len(split.val),
+    return TrainResult(run.path, cfg.arch, labels, why, len(split.train), len(split.val), len(split.test),
                        {s: results[s] for s in cfg.sizes}, skipped, time.perf_counter() - t0)
 
 
-def _write_data_files(run: RunDir, ds: Any, vds: Any, split: Split, why: str) -> None:
+def headline(result: dict[str, Any]) -> str:
+    """The test figure with its interval and what it rests on; the validation figure when there is no test."""
+    from edgeclf.metrics import Interval
+
+    if "test" not in result:
+        return f"validation accuracy {result['val_accuracy']:.4f} (no test side: it picked the epoch, so optimistic)"
+    top1 = Interval.from_dict(result["test"]["top1"])
+    cam = Interval.from_dict(result["camera_sim"]) if "camera_sim" in result else None
+    return f"test accuracy {top1.text()}" + (f"; camera-sim {cam.accuracy:.3f} [{cam.low:.2f}, {cam.high:.2f}]" if cam else "")
+
+
+def _write_data_files(run: RunDir, data: Data, split: Split, why: str) -> None:
+    ds, vds, tds = data.ds, data.vds, data.tds
     report = {**ds.report(), "split": why}
     if vds is not None:
         report["validation"] = vds.report()
+    if tds is not None:
+        report["test"] = tds.report()
     write_json(run.path / REPORT_FILE, report)
     write_text(run.path / "labels.txt", "\n".join(ds.labels) + "\n")
     run.write_split(split)
@@ -190,15 +236,15 @@ def _train(cfg: TrainConfig, progress: bool, scratch: Path | None) -> TrainResul
     cfg = cfg.with_(out=str(out))
     run = RunDir(out)
     strategy = resolve_strategy(cfg.strategy)  # before TensorFlow runs anything: multi-worker sets it up first
-    ds, vds = _load_data(cfg, progress)
-    split, why = _split(cfg, ds, vds)
-    log.info("%s: %d classes %s, %d images (%d train, %d held out); %s", cfg.data_dir, len(ds.labels),
-             list(ds.labels), len(ds.items), len(split.train), len(split.val), why)
-    _write_data_files(run, ds, vds, split, why)
-    skipped = len(ds.bad) + (len(vds.bad) if vds is not None else 0)
+    data = _load_data(cfg, progress)
+    ds = data.ds
+    split, why = _split(cfg, data)
+    log.info("%s: %d classes %s, %d images (%d train, %d validation, %d test); %s", cfg.data_dir, len(ds.labels),
+             list(ds.labels), len(ds.items), len(split.train), len(split.val), len(split.test), why)
+    _write_data_files(run, data, split, why)
     results = _train_sizes(cfg, run, ds.labels, split, progress, strategy)
     _finish(cfg, run, ds.labels, split, why, results)
-    return _result(cfg, run, ds.labels, split, why, results, skipped, t0)
+    return _result(cfg, run, ds.labels, split, why, results, data.bad, t0)
 
 
 def _read_json(path: Path) -> Any:
@@ -243,16 +289,15 @@ def _resume(run_dir: Path, progress: bool) -> TrainResult:
         log.info("%s: stopped before the split was saved; checking the data again", run_dir)
         for f in (REPORT_FILE, "labels.txt"):
             (run_dir / f).unlink(missing_ok=True)
-        ds, vds = _load_data(cfg, progress)
-        split, why = _split(cfg, ds, vds)
-        _write_data_files(run, ds, vds, split, why)
+        data = _load_data(cfg, progress)
+        split, why = _split(cfg, data)
+        _write_data_files(run, data, split, why)
     split = run.read_split()
     report = _read_json(run_dir / REPORT_FILE)
     why, labels = report.get("split", split.strategy), tuple(report["labels"])
-    vroot = Path(split.val_dir or cfg.data_dir)
-    for f in [Path(cfg.data_dir) / p for p, _ in split.train] + [vroot / p for p, _ in split.val]:
-        if not f.is_file():
-            raise DataError(f"{f}: listed in {run_dir / 'split.json'} but gone; restore the data or train anew")
+    missing = split.paths(cfg.data_dir).missing()
+    if missing:
+        raise DataError(f"{missing[0]}: listed in {run_dir / 'split.json'} but gone; restore the data or train anew")
     if (run_dir / RUN_FILE).exists():
         log.info("%s is complete; nothing to resume", run_dir)
     else:
@@ -260,5 +305,5 @@ def _resume(run_dir: Path, progress: bool) -> TrainResult:
     results = _train_sizes(cfg, run, labels, split, progress, strategy)
     if not (run_dir / RUN_FILE).exists():
         _finish(cfg, run, labels, split, why, results)
-    skipped = len(report.get("bad", [])) + len(report.get("validation", {}).get("bad", []))
+    skipped = sum(len(r.get("bad", [])) for r in (report, report.get("validation", {}), report.get("test", {})))
     return _result(cfg, run, labels, split, why, results, skipped, t0)

@@ -38,6 +38,14 @@ def preprocess_rgb(img: Any, spec: PreprocessSpec) -> Any:
         h, w = shape[0], shape[1]
         side = tf.minimum(h, w)
         img = tf.image.crop_to_bounding_box(img, (h - side) // 2, (w - side) // 2, side, side)
+    elif spec.crop == "letterbox":
+        from edgeclf.preprocess import LETTERBOX_FILL
+
+        shape = tf.shape(img)
+        h, w = shape[0], shape[1]
+        side = tf.maximum(h, w)
+        top, left = (side - h) // 2, (side - w) // 2
+        img = tf.pad(img, [[top, side - h - top], [left, side - w - left], [0, 0]], constant_values=LETTERBOX_FILL)
     x = tf.image.resize(tf.cast(img, tf.float32), (spec.height, spec.width), method="bilinear", antialias=False)
     return x * spec.scale + spec.offset
 

@@ -5,7 +5,7 @@ Each command module imports its library lazily, so `edgeclf camera/classify/info
 
 from __future__ import annotations
 
-from . import bench, convert, edge, info, train  # noqa: F401  (registers the commands)
+from . import bench, convert, edge, evaluate, info, train  # noqa: F401  (registers the commands)
 from ._app import app
 
 __all__ = ["app", "main"]

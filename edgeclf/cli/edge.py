@@ -15,13 +15,17 @@ try:  # Python >= 3.9
 except ImportError:  # pragma: no cover
     from typing_extensions import Annotated
 
+from ..preprocess import CROP_MODES
+
 # Options shared by both commands, defined once.
 Bundle = Annotated[Path, typer.Argument(help="Bundle folder made by `edgeclf convert` (or its manifest/model file).")]
 Threads = Annotated[Optional[int], typer.Option("--threads", help="Interpreter threads (default: all cores).")]
 Runtime = Annotated[Optional[str], typer.Option(
     "--runtime", help="ai-edge-litert, tflite-runtime or tensorflow (default: the first installed, in that order).")]
 Crop = Annotated[Optional[str], typer.Option(
-    "--crop", help="center or none, for non-square frames (default: what the bundle was trained with).")]
+    "--crop", help="How a non-square frame becomes the square input: center (crop the middle; the subject is "
+    "centred), letterbox (grey bars; the subject may be anywhere in the frame) or none (squeeze). "
+    "Default: the bundle's (center).")]
 TopK = Annotated[int, typer.Option("--top-k", help="How many labels to list with their probabilities.")]
 Threshold = Annotated[float, typer.Option(
     "--threshold", help="Below this probability the answer is 'uncertain' (0: always answer).")]
@@ -44,10 +48,10 @@ def classify(
     from ..edge.postprocess import SmoothConfig
 
     SmoothConfig(threshold=threshold)  # validates --threshold before loading anything
-    if crop is not None and crop not in ("center", "none"):
+    if crop is not None and crop not in CROP_MODES:
         from ..errors import UsageError
 
-        raise UsageError(f"--crop {crop!r}: expected center or none")
+        raise UsageError(f"--crop {crop!r}: expected one of {', '.join(CROP_MODES)}")
     clf = Classifier.load(bundle, runtime, threads, crop)
     failed = 0
     for r in classify_paths(clf, images, top_k, threshold):
@@ -87,12 +91,12 @@ def camera(
     every: Annotated[int, typer.Option("--every", help="Also write an event every N frames (0: changes only).")] = 0,
     events: Annotated[Optional[Path], typer.Option(
         "--events", help="Append events (JSON lines) to this file instead of stdout.")] = None,
+    events_mode: Annotated[str, typer.Option(
+        "--events-mode", help="Permissions of a new --events file, octal (default 600: owner only).")] = "600",
     display: Annotated[bool, typer.Option("--display", help="Show a window, when a display exists.")] = False,
     save: Annotated[Optional[Path], typer.Option("--save", help="Write the annotated video here (.mp4).")] = None,
     on_change: Annotated[Optional[str], typer.Option(
         "--on-change", help="Command to start when the label changes; gets EDGECLF_LABEL and EDGECLF_SCORE.")] = None,
-    events_mode: Annotated[str, typer.Option(
-        "--events-mode", help="Permissions of a new --events file, octal (default 600: owner only).")] = "600",
     serve: Annotated[Optional[str], typer.Option(
         "--serve", help="HOST:PORT for an MJPEG preview (/stream) and /status; loopback unless --token.")] = None,
     token: Annotated[Optional[str], typer.Option(
@@ -113,10 +117,6 @@ def camera(
     if not settings.verbose:
         quiet_opencv()
 
-    config = CameraConfig(
-        source=source, size=size, runtime=runtime, threads=threads, realtime=realtime, crop=crop, top_k=top_k,
-        smooth=SmoothConfig(smooth, smooth_mode, threshold, hysteresis), every=every, events=events, events_mode=mode,
-        display=display, save=save, on_change=on_change, serve=serve, token=token or None, max_clients=max_clients,
     try:
         mode = int(events_mode, 8)
     except ValueError:
@@ -125,6 +125,10 @@ def camera(
         from ..errors import UsageError
 
         raise UsageError(f"--events-mode {events_mode!r}: expected octal permissions such as 600 or 640")
+    config = CameraConfig(
+        source=source, size=size, runtime=runtime, threads=threads, realtime=realtime, crop=crop, top_k=top_k,
+        smooth=SmoothConfig(smooth, smooth_mode, threshold, hysteresis), every=every, events=events, events_mode=mode,
+        display=display, save=save, on_change=on_change, serve=serve, token=token or None, max_clients=max_clients,
         max_frames=max_frames, stall_timeout=stall_timeout, reconnect_max=reconnect_max)
     summary = run_camera(bundle, config)
     typer.echo(format_summary(summary), err=True)  # the run's result: shown with -q too

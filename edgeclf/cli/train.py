@@ -9,7 +9,8 @@ from ..errors import UsageError
 from ._app import command, settings
 
 # Options left at None take TrainConfig's defaults; with --resume they must stay unset.
-_TUNABLE = ("validation_dir", "validation_split", "split", "group_pattern", "strict", "augment", "arch", "size",
+_TUNABLE = ("validation_dir", "validation_split", "test_dir", "test_split", "augment_policy", "label_smoothing",
+            "weight_decay", "split", "group_pattern", "strict", "augment", "arch", "size",
             "lr", "schedule", "epochs", "batch_size", "seed", "out", "patience", "max_pixels", "strategy",
             "warm_start", "warm_epochs")
 
@@ -19,15 +20,25 @@ def train(
     data_dir: Optional[Path] = typer.Argument(None, help="Folder with one sub-folder of images per class."),
     validation_dir: Optional[Path] = typer.Option(None, "--validation-dir",
                                                   help="Held-out images in the same class sub-folders (no split)."),
-    validation_split: Optional[float] = typer.Option(None, "--validation-split",
-                                                     help="Fraction of each class held out. [default: 0.2]"),
+    validation_split: Optional[float] = typer.Option(None, "--validation-split", help="Fraction of each class "
+                                                     "for validation (early stopping, best epoch). [default: 0.15]"),
+    test_dir: Optional[Path] = typer.Option(None, "--test-dir", help="Test images in the same class sub-folders, "
+                                            "measured once at the end (instead of --test-split)."),
+    test_split: Optional[float] = typer.Option(None, "--test-split", help="Fraction of each class kept for the "
+                                               "test figure, by subject; 0: none. [default: 0.2]"),
     split: Optional[str] = typer.Option(None, "--split", help="auto (group split when file names show groups), "
                                         "group, or stratified. [default: auto]"),
     group_pattern: Optional[str] = typer.Option(None, "--group-pattern", help="Regex on the file stem whose first "
                                                 "group names the subject. [default: stem before the last - or _]"),
     strict: Optional[bool] = typer.Option(None, "--strict/--no-strict", help="Broken images are fatal, not skipped."),
     augment: Optional[bool] = typer.Option(None, "--augment/--no-augment",
-                                           help="Random flips, rotation, zoom, shift, brightness. [default: on]"),
+                                           help="Random changes to training images. [default: on]"),
+    augment_policy: Optional[str] = typer.Option(None, "--augment-policy", help="camera (the subject smaller or "
+                                                 "larger and anywhere on a background, light, noise, blur) or mild "
+                                                 "(flip, small zoom/shift/rotation). [default: camera]"),
+    label_smoothing: Optional[float] = typer.Option(None, "--label-smoothing",
+                                                    help="Soften the targets (less over-confident). [default: 0.1]"),
+    weight_decay: Optional[float] = typer.Option(None, "--weight-decay", help="Decoupled weight decay. [default: 0]"),
     arch: Optional[str] = typer.Option(None, "--arch", help="seed, course, edge, edge-s or edge-sep. [default: edge]"),
     size: Optional[List[int]] = typer.Option(None, "--size", help="Input size; repeat for several. [default: 300, 150]"),
     lr: Optional[float] = typer.Option(None, "--lr", help="RMSprop learning rate. [default: 0.001]"),
@@ -50,6 +61,8 @@ def train(
                                            "GPUs, or CPU devices) or multi-worker (machines listed in TF_CONFIG). "
                                            "[default: auto]"),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue this killed run from its last backup."),
+    cv: Optional[int] = typer.Option(None, "--cv", help="Group K-fold cross-validation with K folds: the mean and "
+                                     "sd of the test and camera-sim accuracy per size, to compare recipes."),
 ) -> None:
     """Train the classifier at 300x300 and 150x150 input and write a run directory."""
     from edgeclf.train.config import TrainConfig
@@ -58,7 +71,7 @@ def train(
 
     given = {k: v for k, v in locals().items() if k in _TUNABLE and v is not None}
     if resume is not None:
-        if given or data_dir is not None:
+        if given or data_dir is not None or cv is not None:
             names = ", ".join("--" + k.replace("_", "-") for k in given) or "DATA_DIR"
             raise UsageError(f"--resume continues a run with its saved config; drop {names} "
                              "(or start a new run without --resume)")
@@ -69,29 +82,72 @@ def train(
                              "(or --resume RUN_DIR)")
         if "size" in given:
             given["sizes"] = tuple(given.pop("size"))
-        for key in ("validation_dir", "out"):
+        for key in ("validation_dir", "test_dir", "out"):
             if key in given:
                 given[key] = str(given[key])
+        if cv is not None:
+            from edgeclf.train.cv import cross_validate
+
+            _cv_summary(cross_validate(TrainConfig(data_dir=str(data_dir), **given), cv, progress=settings.show_progress))
+            return
         result = train_run(TrainConfig(data_dir=str(data_dir), **given), progress=settings.show_progress)
     _summary(result)
 
 
-def _summary(result) -> None:  # type: ignore[no-untyped-def]
+def _console():  # type: ignore[no-untyped-def]
+    import sys
+
     from rich.console import Console
+
+    return Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+
+
+def _cv_summary(res) -> None:  # type: ignore[no-untyped-def]
     from rich.table import Table
 
-    table = Table(title=f"{result.arch} · {result.split}", title_justify="left")
-    for col in ("size", "held-out acc", "loss", "best epoch", "epochs", "stopped", "params", "train img/s"):
+    table = Table(title=f"{res.arch} · group {res.k}-fold cross-validation", title_justify="left")
+    for col in ("size", "test acc mean ± sd", "camera-sim mean ± sd", "val acc mean ± sd", "per fold (test)"):
         table.add_column(col, justify="right")
-    for size, m in result.sizes.items():
-        table.add_row(str(size), f"{m['accuracy']:.4f}", f"{m['loss']:.4f}", str(m["best_epoch"]),
-                      str(m["epochs_run"]), m["stopped"], f"{m['params']:,}", f"{m['train_img_s']:.0f}")
-    console = Console(soft_wrap=True)
+    for size, m in res.summary.items():
+        table.add_row(str(size), f"{m['test_mean']:.3f} ± {m['test_sd']:.3f}",
+                      f"{m['camera_sim_mean']:.3f} ± {m['camera_sim_sd']:.3f}", f"{m['val_mean']:.3f} ± {m['val_sd']:.3f}",
+                      " ".join(f"{f[size]['test']:.2f}" for f in res.folds))
+    console = _console()
     console.print(table)
+    console.print(f"cv: {res.run_dir}/cv.json  ({res.seconds / 60:.1f} min)", highlight=False)
+
+
+def _summary(result) -> None:  # type: ignore[no-untyped-def]
+    from rich.table import Table
+
+    from edgeclf.metrics import Interval
+
+    table = Table(title=f"{result.arch} · {result.split}", title_justify="left")
+    for col in ("size", "test acc [95 % CI]", "groups", "camera-sim [95 % CI]", "val acc", "best epoch", "epochs",
+                "stopped", "params", "train img/s"):
+        table.add_column(col, justify="right")
+    notes = set()
+    for size, m in result.sizes.items():
+        if "test" in m:
+            t = Interval.from_dict(m["test"]["top1"])
+            c = Interval.from_dict(m["camera_sim"])
+            test = f"{t.accuracy:.3f} [{t.low:.2f}, {t.high:.2f}]" + ("" if t.enough else " ?")
+            cam = f"{c.accuracy:.3f} [{c.low:.2f}, {c.high:.2f}]"
+            groups = f"{t.n_groups} / {t.n_images} img"
+            if not t.enough:
+                notes.add(f"? {t.note}: the test figure says little about new subjects")
+        else:
+            test, cam, groups = "none (--test-split 0)", "-", "-"
+        table.add_row(str(size), test, groups, cam, f"{m['val_accuracy']:.3f}", str(m["best_epoch"]),
+                      str(m["epochs_run"]), m["stopped"], f"{m['params']:,}", f"{m['train_img_s']:.0f}")
+    console = _console()
+    console.print(table)
+    for note in sorted(notes):
+        console.print(note, highlight=False)
     if result.worker:
         console.print(f"{result.worker}: trained with the chief, which writes the run directory; this worker's "
                       "scratch copy was removed", highlight=False)
         return
     skipped = f"; {result.skipped} broken image(s) skipped (data_report.json)" if result.skipped else ""
-    console.print(f"run: {result.run_dir}  ({result.n_train} train / {result.n_val} held-out images, "
+    console.print(f"run: {result.run_dir}  ({result.n_train} train / {result.n_val} validation / {result.n_test} test images, "
                   f"{result.seconds / 60:.1f} min{skipped})", highlight=False)

@@ -1,0 +1,73 @@
+"""Recipe comparison by group K-fold cross-validation (`edgeclf train --cv K`), never by a test figure.
+
+Each candidate is a set of `edgeclf train` options; each runs `--cv K` in its own process, one after the
+other (2 cores: never in parallel), and the table shows the mean ± sd over folds of the test-fold accuracy
+and of the camera-sim accuracy (the same test subjects as camera-like frames), the validation accuracy
+(what picked the epoch, for contrast), and the wall time, with the ratio of each candidate's camera-sim
+accuracy to the first candidate's (the baseline, edgeclf 0.1's recipe) measured in the same run.
+
+    .venv/bin/python benchmarks/recipes.py DATA [--k 3] [--size 150] [--only NAME ...] [--out runs/recipes]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+CANDIDATES: dict[str, list[str]] = {
+    "edge · mild aug (0.1 default)": ["--arch", "edge", "--augment-policy", "mild", "--label-smoothing", "0"],
+    "edge · camera aug + LS 0.1": ["--arch", "edge"],
+    "seed (course net) · camera aug + LS 0.1": ["--arch", "seed", "--batch-size", "32"],
+    "edge-sep · camera aug + LS 0.1": ["--arch", "edge-sep"],
+    "edge · camera aug + LS 0.1 + wd 1e-4": ["--arch", "edge", "--weight-decay", "0.0001"],
+}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("data")
+    ap.add_argument("--k", type=int, default=3)
+    ap.add_argument("--size", type=int, default=150)
+    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--only", action="append", default=[], help="substring of a candidate's name; repeatable")
+    ap.add_argument("--out", default="runs/recipes")
+    a = ap.parse_args()
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i, (name, opts) in enumerate(CANDIDATES.items()):
+        if a.only and not any(s in name for s in a.only):
+            continue
+        run = out / f"cand-{i}-k{a.k}-{a.size}"
+        if not (run / "cv.json").exists():
+            if run.exists():
+                import shutil
+
+                shutil.rmtree(run)
+            cmd = [sys.executable, "-m", "edgeclf", "-q", "train", a.data, "--cv", str(a.k), "--size", str(a.size),
+                   "--epochs", str(a.epochs), "--out", str(run), *opts]
+            print("$", " ".join(cmd), flush=True)
+            t0 = time.perf_counter()
+            subprocess.run(cmd, check=True)
+            print(f"  {time.perf_counter() - t0:.0f} s", flush=True)
+        doc = json.loads((run / "cv.json").read_text())
+        m = doc["summary"][str(a.size)]
+        rows.append((name, m, doc["seconds"]))
+    if not rows:
+        return
+    base = rows[0][1]["camera_sim_mean"]
+    print(f"\ngroup {a.k}-fold CV at {a.size} px on {a.data}")
+    print(f"| candidate | test acc | camera-sim | val acc | min | camera-sim / first |")
+    print("|---|---|---|---|---|---|")
+    for name, m, sec in rows:
+        print(f"| {name} | {m['test_mean']:.3f} ± {m['test_sd']:.3f} | {m['camera_sim_mean']:.3f} ± "
+              f"{m['camera_sim_sd']:.3f} | {m['val_mean']:.3f} ± {m['val_sd']:.3f} | {sec / 60:.1f} | "
+              f"{m['camera_sim_mean'] / base:.2f}× |")
+
+
+if __name__ == "__main__":
+    main()

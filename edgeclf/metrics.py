@@ -1,0 +1,172 @@
+"""Accuracy a user can trust: top-1 with a bootstrap interval over subjects, per-class figures, calibration.
+
+Shared by `train` (the test figure), `convert` (each variant's figure), `bench` and `eval`. numpy only, so
+`edgeclf eval BUNDLE` runs on a Pi too.
+
+Why groups: several images of one subject (renders of one horse, photos of one shirt) are not independent
+trials. An interval that resamples images pretends 200 images are 200 subjects and comes out far too
+narrow; resampling whole subjects (the cluster bootstrap) gives the interval for *new subjects*, which is
+what a user meets. With no groups in the file names, every file is its own group.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+N_BOOT = 2000
+LEVEL = 0.95
+# Fewer test subjects than this (or fewer than MIN_GROUPS_PER_CLASS in some class) give an interval so wide,
+# or so dependent on which subjects were drawn, that a single figure misleads: the tool says so instead.
+MIN_GROUPS = 10
+MIN_GROUPS_PER_CLASS = 2
+RELIABILITY_BINS = 10
+
+
+@dataclass(frozen=True)
+class Interval:
+    """Top-1 accuracy on a test set with its 95 % bootstrap interval over groups."""
+
+    accuracy: float
+    low: float
+    high: float
+    n_images: int
+    n_groups: int
+    enough: bool  # False: too few groups for a meaningful figure; `note` says why
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Interval":
+        return cls(float(d["accuracy"]), float(d["low"]), float(d["high"]), int(d["n_images"]),
+                   int(d["n_groups"]), bool(d["enough"]), str(d.get("note", "")))
+
+    def text(self) -> str:
+        """'0.912 [0.85, 0.96] · 13 subjects, 201 images' (or the reason there is no figure)."""
+        if not self.enough:
+            return f"{self.accuracy:.3f}? ({self.note})"
+        return (f"{self.accuracy:.3f} [{self.low:.2f}, {self.high:.2f}] · {self.n_groups} groups, "
+                f"{self.n_images} images")
+
+
+def bootstrap_interval(correct: Sequence[bool] | np.ndarray, groups: Sequence[str], labels: Sequence[int] | None = None,
+                       n_boot: int = N_BOOT, level: float = LEVEL, seed: int = 0) -> Interval:
+    """Accuracy and its percentile interval from resampling groups with replacement (stratified by class
+    when `labels` are given, so every replicate keeps each class's share of groups)."""
+    c = np.asarray(correct, dtype=np.float64).reshape(-1)
+    if len(c) != len(groups):
+        raise ValueError(f"{len(c)} results but {len(groups)} group names")
+    if len(c) == 0:
+        return Interval(float("nan"), float("nan"), float("nan"), 0, 0, False, "no test images")
+    keys, inv = np.unique(np.asarray(groups, dtype=object).astype(str), return_inverse=True)
+    hits = np.bincount(inv, weights=c, minlength=len(keys))
+    counts = np.bincount(inv, minlength=len(keys)).astype(np.float64)
+    strata: list[np.ndarray]
+    per_class_groups: dict[int, int] = {}
+    if labels is not None:
+        lab = np.asarray(labels).reshape(-1)
+        group_label = np.zeros(len(keys), dtype=np.int64)
+        group_label[inv] = lab  # a group belongs to one class (a subject is one thing)
+        strata = [np.flatnonzero(group_label == k) for k in np.unique(group_label)]
+        per_class_groups = {int(k): int((group_label == k).sum()) for k in np.unique(group_label)}
+    else:
+        strata = [np.arange(len(keys))]
+    rng = np.random.default_rng(seed)
+    picks = np.concatenate([s[rng.integers(0, len(s), size=(n_boot, len(s)))] for s in strata], axis=1)
+    accs = hits[picks].sum(axis=1) / counts[picks].sum(axis=1)
+    alpha = (1.0 - level) / 2.0
+    low, high = np.quantile(accs, [alpha, 1.0 - alpha])
+    acc = float(c.mean())
+    note = ""
+    if len(keys) < MIN_GROUPS:
+        note = f"only {len(keys)} test groups; at least {MIN_GROUPS} are needed for a meaningful figure"
+    elif per_class_groups and min(per_class_groups.values()) < MIN_GROUPS_PER_CLASS:
+        note = (f"a class has only {min(per_class_groups.values())} test group(s); at least "
+                f"{MIN_GROUPS_PER_CLASS} per class are needed")
+    return Interval(round(acc, 4), round(float(low), 4), round(float(high), 4), int(len(c)), int(len(keys)),
+                    not note, note)
+
+
+def decide(probs: np.ndarray, n_classes: int) -> np.ndarray:
+    """Class index per row: sigmoid >= 0.5 is the second class for two classes, argmax for more."""
+    p = np.asarray(probs, dtype=np.float64)
+    if n_classes == 2 and p.reshape(len(p), -1).shape[1] == 1:
+        return (p.reshape(-1) >= 0.5).astype(np.int64)
+    return p.reshape(len(p), -1).argmax(axis=1).astype(np.int64)
+
+
+def class_probs(probs: np.ndarray, n_classes: int) -> np.ndarray:
+    """(N, n_classes) probabilities; a single sigmoid p becomes [1 - p, p]."""
+    p = np.asarray(probs, dtype=np.float64).reshape(len(probs), -1)
+    if n_classes == 2 and p.shape[1] == 1:
+        return np.concatenate([1.0 - p, p], axis=1)
+    return p
+
+
+def confusion(y_true: Sequence[int], y_pred: Sequence[int], n_classes: int) -> np.ndarray:
+    cm = np.zeros((n_classes, n_classes), np.int64)
+    np.add.at(cm, (np.asarray(y_true, np.int64), np.asarray(y_pred, np.int64)), 1)
+    return cm
+
+
+def per_class(cm: np.ndarray, labels: Sequence[str]) -> dict[str, dict[str, Any]]:
+    out = {}
+    for i, name in enumerate(labels):
+        tp, col, row = cm[i, i], cm[:, i].sum(), cm[i, :].sum()
+        out[name] = {"precision": round(float(tp / col), 4) if col else None,
+                     "recall": round(float(tp / row), 4) if row else None, "support": int(row)}
+    return out
+
+
+def reliability(confidence: np.ndarray, correct: np.ndarray, bins: int = RELIABILITY_BINS) -> tuple[float, list[dict[str, float]]]:
+    """Expected calibration error and the reliability diagram's bins (confidence of the chosen class)."""
+    conf = np.asarray(confidence, np.float64)
+    ok = np.asarray(correct, np.float64)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    rows, ece = [], 0.0
+    for k in range(bins):
+        m = (conf > edges[k]) & (conf <= edges[k + 1]) if k else (conf >= edges[0]) & (conf <= edges[1])
+        if not m.any():
+            continue
+        acc, cf, n = float(ok[m].mean()), float(conf[m].mean()), int(m.sum())
+        ece += n / len(conf) * abs(acc - cf)
+        rows.append({"low": float(edges[k]), "high": float(edges[k + 1]), "confidence": round(cf, 4),
+                     "accuracy": round(acc, 4), "n": n})
+    return round(float(ece), 4), rows
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Everything `eval` reports on one test set."""
+
+    labels: tuple[str, ...]
+    top1: Interval
+    per_class: Mapping[str, Mapping[str, Any]]
+    confusion: tuple[tuple[int, ...], ...]
+    ece: float
+    reliability: tuple[Mapping[str, float], ...]
+    log_loss: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"labels": list(self.labels), "top1": self.top1.to_dict(), "per_class": dict(self.per_class),
+                "confusion": [list(r) for r in self.confusion], "ece": self.ece,
+                "reliability": [dict(r) for r in self.reliability], "log_loss": self.log_loss}
+
+
+def evaluate(probs: np.ndarray, y_true: Sequence[int], groups: Sequence[str], labels: Sequence[str],
+             seed: int = 0) -> Evaluation:
+    """Top-1 with its group interval, per-class precision/recall, confusion (rows: truth), calibration."""
+    n = len(labels)
+    y = np.asarray(y_true, np.int64)
+    p = class_probs(probs, n)
+    pred = decide(probs, n)
+    correct = pred == y
+    cm = confusion(y, pred, n)
+    ece, bins = reliability(p[np.arange(len(p)), pred], correct)
+    ll = float(-np.mean(np.log(np.clip(p[np.arange(len(p)), y], 1e-7, 1.0)))) if len(y) else float("nan")
+    return Evaluation(tuple(labels), bootstrap_interval(correct, groups, y, seed=seed), per_class(cm, labels),
+                      tuple(tuple(int(v) for v in r) for r in cm), ece, tuple(bins), round(ll, 4))
