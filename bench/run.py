@@ -111,11 +111,13 @@ def resolve_target(target: Path, run: Path | None = None) -> Target:
 
 
 def held_out(run: Path, data: Path | None = None, limit: int = 0) -> tuple[tuple[tuple[str, str], ...], str]:
-    """(image path, label name) of the run's held-out split, and a note when they cannot be found."""
+    """(image path, label name) of the run's test side (measured once at training; validation for runs made
+    before test sides existed), and a note when they cannot be found."""
     rd = RunDir(run)
     info, split = rd.read_info(), rd.read_split()
-    base = Path(split.val_dir) if split.val_dir else Path(data or info.data_dir)
-    files = tuple((str(base / rel), info.labels[i]) for rel, i in split.val)
+    paths = split.paths(data or info.data_dir)
+    base = Path(split.test_dir or split.val_dir or data or info.data_dir)
+    files = tuple((f, info.labels[i]) for f, i in (paths.test or paths.val))
     if not files:
         return (), f"{run}: its split has no held-out images; accuracy not measured"
     missing = [f for f, _ in files if not Path(f).is_file()]
