@@ -148,10 +148,11 @@ def _convert_size(run: RunDir, info: RunInfo, size: int, model_path: Path, data:
         metrics = compare(probs, reference, y_val, info.task)
         runtimes = runtime_report(model_bytes, interpreter, x_val[:1], config.quiet)
         status = judge(metrics, config.max_drop, config.allow_drop)
-        result = VariantResult(size, kind, len(model_bytes), metrics, runtimes, status, in_spec, out_spec)
+        test = _test_interval(probs, y_val, data, info)
+        result = VariantResult(size, kind, len(model_bytes), metrics, runtimes, status, in_spec, out_spec,
+                               test=test.get("test", {}))
         if status != REJECTED:
-            manifest = write_bundle(out / name, model_bytes, _manifest(run, info, size, kind, result,
-                                                                       _test_interval(probs, y_val, data, info)))
+            manifest = write_bundle(out / name, model_bytes, _manifest(run, info, size, kind, result, test))
             result = replace(result, path=out / name, sha256=manifest.sha256)
         log.info("%s: %.1f KB, accuracy %.2f%% (%+.2f pp vs Keras), agreement %.2f%%: %s", name,
                  len(model_bytes) / 1024, 100 * metrics.accuracy, metrics.delta_pp, 100 * metrics.agreement, status)

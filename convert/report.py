@@ -33,6 +33,7 @@ class VariantResult:
     output: TensorSpec = field(default_factory=TensorSpec)
     path: Path | None = None  # the bundle folder, None when not written
     sha256: str = ""
+    test: Mapping[str, Any] = field(default_factory=dict)  # edgeclf.metrics.Interval on the test side, if any
 
     @property
     def name(self) -> str:
@@ -50,6 +51,7 @@ class VariantResult:
             "variant": self.name, "input_size": self.size, "quantization": self.kind.name,
             "io_dtype": self.kind.io_dtype, "size_bytes": self.size_bytes, "size_kb": round(self.size_bytes / 1024, 1),
             **self.metrics.to_dict(),
+            **({"test": dict(self.test)} if self.test else {}),
             "loads": {rt: r.get("loads") for rt, r in self.runtimes.items()},
             "runtimes": {rt: dict(r) for rt, r in self.runtimes.items()},
             "input": {"dtype": self.input.dtype, "scale": self.input.scale, "zero_point": self.input.zero_point},

@@ -126,6 +126,11 @@ def convert(
     console = Console(width=None if settings.show_progress else 150)
     console.print(summary_table(result.results, f"edgeclf convert {run}: max drop {max_drop:g} pp"))
     written = [r for r in result.results if r.path is not None]
+    from ..metrics import Interval
+
+    for r in result.results:
+        if r.test and not r.rejected:
+            typer.echo(f"{r.name}: test accuracy {Interval.from_dict(r.test).text()}")
     typer.echo(f"{len(written)} bundle(s) in {result.out}; table in {result.variants_json}; plot {result.plot}")
     if runtime == "tflite-runtime":
         advice = tflite_runtime_advice(result.results)
