@@ -12,12 +12,13 @@ from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PARTS = ("edgeclf", "edge", "bench", "convert", "train")
+PARTS = ("edgeclf", "edge", "bench", "convert", "train", "evaluate")
 # Deliberately the same thing under one name in two places:
 SAME_THING = {
     "main": "each module's `python -m` entry point",
     "train": "the `edgeclf train` command and the library call it wraps",
     "load_keras": "convert.export.load_keras is train.modelio.load_keras with the converter's native log quiet",
+    "write_outputs": "each command's report module writing that command's files (bench/, evaluate/)",
     # Left for the lead: edgeclf/metrics.decide (rows of probabilities) and bench.measure.decide (one row)
     # hold one rule; the bench's goes when edgeclf/metrics.py is committed.
     "decide": "the sigmoid >= 0.5 / argmax rule, to be merged into edgeclf.metrics",
