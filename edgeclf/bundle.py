@@ -170,14 +170,63 @@ def resolve_bundle_dir(path: str | os.PathLike[str]) -> Path:
     return p
 
 
+MAX_MANIFEST_BYTES = 4 * 1024**2  # a 1000-label manifest is ~30 KB
+MAX_MODEL_BYTES = 2 * 1024**3  # a TFLite flatbuffer cannot be larger
+
+
+def read_regular_file(path: Path, max_bytes: int, expected_size: int | None = None) -> bytes:
+    """The bytes of `path` when it is a regular file (a symlink to one is followed) of at most `max_bytes`.
+
+    A FIFO, a device (/dev/zero), a socket or a folder is refused before anything is read, and so is a file
+    over the cap or, when `expected_size` is given, of another size: nothing is read without bound and
+    nothing blocks. FileNotFoundError passes through for the caller's own message.
+    """
+    import stat
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise
+    except OSError as e:
+        raise BundleError(f"{path}: cannot be read ({e.strerror}); check the bundle's files and permissions") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kinds = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+                     (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+            kind = next((name for test, name in kinds if test(st.st_mode)), "not a regular file")
+            raise BundleError(f"{path}: is {kind}, not a regular file; re-copy the bundle folder")
+        if st.st_size > max_bytes:
+            raise BundleError(f"{path}: {st.st_size:,} bytes is over the cap of {max_bytes:,}; this is not a bundle "
+                              "file made by `edgeclf convert`; re-copy the bundle")
+        if expected_size is not None and st.st_size != expected_size:
+            raise BundleError(f"{path}: {st.st_size:,} bytes, the manifest says {expected_size:,}; the model was "
+                              "changed or damaged; re-copy the bundle or re-convert")
+        chunks, total = [], 0
+        while total <= max_bytes:  # a file that grows while read is still capped
+            chunk = os.read(fd, min(1 << 20, max_bytes + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+        if total > max_bytes:
+            raise BundleError(f"{path}: grew past the cap of {max_bytes:,} bytes while being read; re-copy the bundle")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
 def read_manifest(path: str | os.PathLike[str]) -> Manifest:
     d = resolve_bundle_dir(path)
     mpath = d / MANIFEST_FILE
     try:
-        raw = json.loads(mpath.read_text("utf-8"))
+        raw = json.loads(read_regular_file(mpath, MAX_MANIFEST_BYTES).decode("utf-8"))
     except FileNotFoundError:
         raise BundleError(f"{d}: no {MANIFEST_FILE}; expected a bundle made by `edgeclf convert`") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    except RecursionError:
+        raise BundleError(f"{mpath}: not a bundle manifest (JSON nested too deeply to read); re-copy the bundle "
+                          "or re-convert") from None
+    except (ValueError, UnicodeDecodeError) as e:  # JSONDecodeError is a ValueError
         raise BundleError(f"{mpath}: not valid JSON ({e}); re-copy the bundle") from None
     return Manifest.from_dict(raw, str(mpath))
 
@@ -198,7 +247,7 @@ def load_bundle(path: str | os.PathLike[str]) -> Bundle:
     manifest = read_manifest(d)
     mpath = d / MODEL_FILE
     try:
-        data = mpath.read_bytes()
+        data = read_regular_file(mpath, MAX_MODEL_BYTES, manifest.size_bytes or None)
     except FileNotFoundError:
         raise BundleError(f"{d}: no {MODEL_FILE}; re-copy the whole bundle folder") from None
     digest = sha256_bytes(data)

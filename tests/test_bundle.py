@@ -34,6 +34,9 @@ def test_round_trip(tmp_path: Path) -> None:
 def test_tampered_model_refused(tmp_path: Path) -> None:
     write_bundle(tmp_path / "b", FAKE_TFLITE, make_manifest())
     (tmp_path / "b" / MODEL_FILE).write_bytes(FAKE_TFLITE + b"x")
+    with pytest.raises(BundleError, match="bytes, the manifest says .* changed or damaged"):
+        load_bundle(tmp_path / "b")  # another size: refused before it is read
+    (tmp_path / "b" / MODEL_FILE).write_bytes(FAKE_TFLITE[:-1] + b"x")
     with pytest.raises(BundleError, match="sha256 .* does not match"):
         load_bundle(tmp_path / "b")
 
