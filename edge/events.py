@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from edgeclf.errors import UsageError
-from edgeclf.safetext import redact
+from edgeclf.safetext import json_line_safe, redact
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class EventWriter:
 
     def emit(self, event: str, **fields: Any) -> None:
         record = {"ts": now_iso(), "event": event, **fields}
-        line = redact(json.dumps(record, ensure_ascii=False, separators=(", ", ": "))) + "\n"
+        line = json_line_safe(redact(json.dumps(record, ensure_ascii=False, separators=(", ", ": ")))) + "\n"
         with self._lock:
             if self.broken:
                 return

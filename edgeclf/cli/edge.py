@@ -46,6 +46,7 @@ def classify(
     from ..edge.files import classify_paths
     from ..edge.model import Classifier
     from ..edge.postprocess import SmoothConfig
+    from ..safetext import json_line_safe, printable
 
     SmoothConfig(threshold=threshold)  # validates --threshold before loading anything
     if crop is not None and crop not in CROP_MODES:
@@ -54,17 +55,18 @@ def classify(
         raise UsageError(f"--crop {crop!r}: expected one of {', '.join(CROP_MODES)}")
     clf = Classifier.load(bundle, runtime, threads, crop)
     failed = 0
+    # Labels and file names come from files: control characters are escaped, never sent to the terminal.
     for r in classify_paths(clf, images, top_k, threshold):
         if r.error:
             failed += 1
             if as_json:
-                typer.echo(json.dumps(r.to_dict(), ensure_ascii=False))
-            typer.echo(f"error: {r.error}", err=True)
+                typer.echo(json_line_safe(json.dumps(r.to_dict(), ensure_ascii=False)))
+            typer.echo(f"error: {printable(r.error)}", err=True)
         elif as_json:
-            typer.echo(json.dumps(r.to_dict(), ensure_ascii=False))
+            typer.echo(json_line_safe(json.dumps(r.to_dict(), ensure_ascii=False)))
         else:
-            others = ", ".join(f"{lab} {p:.3f}" for lab, p in r.top)
-            typer.echo(f"{r.path}\t{r.label}\t{r.score:.3f}\t({others})")
+            others = ", ".join(f"{printable(lab)} {p:.3f}" for lab, p in r.top)
+            typer.echo(f"{printable(r.path)}\t{printable(r.label)}\t{r.score:.3f}\t({others})")
     if failed:
         raise typer.Exit(1)
 

@@ -20,11 +20,12 @@ def info(
 ) -> None:
     """Verify a bundle (schema, sha256) and print its manifest readably."""
     from ..bundle import load_bundle
+    from ..safetext import json_line_safe
     from .render import print_manifest
 
     b = load_bundle(bundle)
     if as_json:
-        typer.echo(json.dumps(b.manifest.to_dict(), indent=2, ensure_ascii=False))
+        typer.echo(json_line_safe(json.dumps(b.manifest.to_dict(), indent=2, ensure_ascii=False)))
     else:
         print_manifest(b.path, b.manifest)
     if check:

@@ -6,16 +6,29 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from ..bundle import Manifest
+from ..safetext import printable
+
+
+class _Rows:
+    """Table rows whose values are plain text: a manifest's strings are neither rich markup nor terminal codes."""
+
+    def __init__(self, table: Table):
+        self.table = table
+
+    def add_row(self, key: str, value: object) -> None:
+        self.table.add_row(Text(printable(key)), Text(printable(value)))
 
 
 def print_manifest(path: Path, m: Manifest, console: Console | None = None) -> None:
     console = console or Console()
     p = m.preprocess
-    t = Table(title=f"bundle {path}", show_header=False, title_justify="left")
-    t.add_column("key", style="bold")
-    t.add_column("value")
+    table = Table(title=Text(f"bundle {printable(path)}"), show_header=False, title_justify="left")
+    table.add_column("key", style="bold")
+    table.add_column("value")
+    t = _Rows(table)
     t.add_row("labels", ", ".join(f"{i}: {label}" for i, label in enumerate(m.labels)))
     t.add_row("task", m.task + (f" (sigmoid; 1 = {m.positive_label})" if m.task == "binary" else " (softmax)"))
     t.add_row("input", f"{p.height}x{p.width}x{p.channels} {p.color}, {p.resize} resize, crop {p.crop}, "
@@ -32,4 +45,4 @@ def print_manifest(path: Path, m: Manifest, console: Console | None = None) -> N
     for rt, r in m.runtimes.items():
         t.add_row(f"loads on {rt}", ("yes" if r.get("loads") else "NO") + (f" ({r['why']})" if r.get("why") else ""))
     t.add_row("created", f"{m.created} by edgeclf {m.edgeclf_version}")
-    console.print(t)
+    console.print(table)
