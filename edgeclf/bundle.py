@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -21,7 +22,7 @@ from typing import Any, Mapping
 from . import __version__, tflite_file
 from .atomic import atomic_dir
 from .errors import BundleError
-from .preprocess import PreprocessSpec
+from .preprocess import PreprocessSpec, field_int, field_mapping, field_number, field_str
 
 SCHEMA = "edgeclf.bundle"
 SCHEMA_VERSION = 1
@@ -30,6 +31,7 @@ MANIFEST_FILE = "manifest.json"
 TASKS = ("binary", "multiclass")
 DTYPES = ("float32", "float16", "uint8", "int8")
 RUNTIMES = ("ai-edge-litert", "tflite-runtime-2.14")
+QUANT_RANGE = {"uint8": (0, 255), "int8": (-128, 127)}
 
 
 @dataclass(frozen=True)
@@ -43,8 +45,12 @@ class TensorSpec:
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
             raise BundleError(f"manifest: tensor dtype {self.dtype!r} is not supported; expected one of {DTYPES}")
-        if self.dtype in ("uint8", "int8") and not self.scale > 0:
-            raise BundleError(f"manifest: {self.dtype} tensor needs a positive quantization scale, got {self.scale}")
+        if self.dtype in ("uint8", "int8"):
+            if not (isinstance(self.scale, (int, float)) and math.isfinite(self.scale) and self.scale > 0):
+                raise BundleError(f"manifest: {self.dtype} tensor needs a positive quantization scale, got {self.scale}")
+            lo, hi = QUANT_RANGE[self.dtype]
+            if not lo <= self.zero_point <= hi:
+                raise BundleError(f"manifest: {self.dtype} tensor zero_point {self.zero_point} is outside {lo}..{hi}")
 
     @property
     def quantized(self) -> bool:
@@ -114,28 +120,60 @@ class Manifest:
         for key in ("labels", "task", "preprocess", "input", "output", "model"):
             if key not in d:
                 raise BundleError(f"{where}: missing key {key!r}; re-convert the model with `edgeclf convert`")
-        model = d["model"]
-        for key in ("sha256", "size_bytes"):
-            if key not in model:
-                raise BundleError(f"{where}: missing key 'model.{key}'; re-convert the model with `edgeclf convert`")
         try:
+            model = field_mapping(d["model"], f"{where}: model")
+            for key in ("sha256", "size_bytes"):
+                if key not in model:
+                    raise BundleError(f"{where}: missing key 'model.{key}'")
             return cls(
-                labels=tuple(str(x) for x in d["labels"]),
-                task=d["task"],
-                positive_label=d.get("positive_label"),
+                labels=_labels(d["labels"], f"{where}: labels"),
+                task=field_str(d["task"], f"{where}: task", TASKS),
+                positive_label=None if d.get("positive_label") is None else field_str(
+                    d["positive_label"], f"{where}: positive_label"),
                 preprocess=PreprocessSpec.from_dict(d["preprocess"], f"{where}: preprocess"),
                 input=_tensor_from(d["input"], f"{where}: input"),
                 output=_tensor_from(d["output"], f"{where}: output"),
-                sha256=str(model["sha256"]),
-                size_bytes=int(model["size_bytes"]),
-                source=dict(d.get("source", {})),
-                metrics=dict(d.get("metrics", {})),
-                runtimes={k: dict(v) for k, v in d.get("runtimes", {}).items()},
-                created=str(d.get("created", "")),
-                edgeclf_version=str(d.get("edgeclf_version", "")),
+                sha256=_sha256(model["sha256"], f"{where}: model.sha256"),
+                size_bytes=field_int(model["size_bytes"], f"{where}: model.size_bytes", 0),
+                source=dict(field_mapping(d.get("source", {}), f"{where}: source")),
+                metrics=dict(field_mapping(d.get("metrics", {}), f"{where}: metrics")),
+                runtimes=_runtimes(d.get("runtimes", {}), f"{where}: runtimes"),
+                created=field_str(d.get("created", ""), f"{where}: created"),
+                edgeclf_version=field_str(d.get("edgeclf_version", ""), f"{where}: edgeclf_version"),
             )
         except (TypeError, ValueError) as e:
             raise BundleError(f"{where}: malformed value ({e}); re-convert the model with `edgeclf convert`") from None
+        except BundleError as e:
+            msg = str(e)
+            raise BundleError(msg if "edgeclf convert" in msg else f"{msg}; re-convert the model with "
+                              "`edgeclf convert`") from None
+
+
+def _labels(value: Any, where: str) -> tuple[str, ...]:
+    """A JSON list of non-empty strings ("ab" is not two labels)."""
+    if not isinstance(value, list):
+        raise BundleError(f"{where}: expected a list of label names, got {type(value).__name__}")
+    return tuple(field_str(x, f"{where}[{i}]") for i, x in enumerate(value))
+
+
+def _sha256(value: Any, where: str) -> str:
+    v = field_str(value, where)
+    if len(v) != 64 or any(c not in "0123456789abcdef" for c in v):
+        raise BundleError(f"{where}: expected 64 lowercase hex digits")
+    return v
+
+
+def _runtimes(value: Any, where: str) -> dict[str, dict[str, Any]]:
+    """{"ai-edge-litert": {"loads": true, "why": ""}, ...}: names to verdicts."""
+    out = {}
+    for name, verdict in field_mapping(value, where).items():
+        v = dict(field_mapping(verdict, f"{where}.{name}"))
+        if v.get("loads") is not None and not isinstance(v["loads"], bool):
+            raise BundleError(f"{where}.{name}.loads: expected true, false or null, got {v['loads']!r}")
+        if v.get("why") is not None:
+            field_str(v["why"], f"{where}.{name}.why")
+        out[name] = v
+    return out
 
 
 def _tensor_dict(t: TensorSpec) -> dict[str, Any]:
@@ -143,9 +181,15 @@ def _tensor_dict(t: TensorSpec) -> dict[str, Any]:
 
 
 def _tensor_from(d: Mapping[str, Any], where: str) -> TensorSpec:
+    field_mapping(d, where)
     if "dtype" not in d:
         raise BundleError(f"{where}: missing key 'dtype'")
-    return TensorSpec(dtype=d["dtype"], scale=float(d.get("scale", 0.0)), zero_point=int(d.get("zero_point", 0)))
+    dtype = field_str(d["dtype"], f"{where}.dtype", DTYPES)
+    quantized = dtype in QUANT_RANGE
+    scale = field_number(d.get("scale", 0.0), f"{where}.scale", positive=quantized)
+    lo, hi = QUANT_RANGE.get(dtype, (None, None))
+    zero_point = field_int(d.get("zero_point", 0), f"{where}.zero_point", lo, hi)
+    return TensorSpec(dtype=dtype, scale=scale, zero_point=zero_point)
 
 
 def sha256_bytes(data: bytes) -> str:
