@@ -21,7 +21,7 @@ from typing import Any, Callable, Mapping, Sequence
 from edgeclf.bundle import MANIFEST_FILE, Manifest, read_manifest, resolve_bundle_dir
 from edgeclf.bench.measure import Job, measure, thread_counts
 from edgeclf.bench.report import BenchReport, BenchRow, finish_machine, machine_info, write_outputs
-from edgeclf.edge.runtime import RUNTIME_MODULES, available_runtimes, find_runtime
+from edgeclf.edge.runtime import RUNTIME_MODULES, available_runtimes, check_threads, find_runtime
 from edgeclf.errors import BundleError, RunError, UsageError
 from edgeclf.imageio import IMAGE_EXTENSIONS
 from edgeclf.rundir import RUN_FILE, RunDir
@@ -57,9 +57,8 @@ class BenchConfig:
                                  ("--frames", self.frames, 1), ("--max-images", self.max_images, 0)):
             if value < low:
                 raise UsageError(f"{name} {value} is too small; expected an integer >= {low}")
-        bad = [t for t in self.threads if t < 1]
-        if bad:
-            raise UsageError(f"--threads {bad[0]} is not a thread count; expected 1 or more")
+        for t in self.threads:
+            check_threads(t)
         known = [n for n, _ in RUNTIME_MODULES]
         for r in self.runtimes:
             if r not in known:

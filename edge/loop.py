@@ -25,6 +25,7 @@ from edgeclf.edge.events import EventWriter, OnChange
 from edgeclf.edge.model import Classifier
 from edgeclf.edge.outputs import Outputs, check_save_path
 from edgeclf.edge.postprocess import SmoothConfig, Smoother, top_k
+from edgeclf.edge.runtime import check_threads
 from edgeclf.edge.serve import PreviewServer, check_bind, parse_bind
 from edgeclf.edge.sources import FrameSource, ImageFolderSource, make_source, parse_size
 from edgeclf.edge.stats import RunStats, summary_dict
@@ -68,6 +69,7 @@ class CameraConfig:
             raise UsageError(f"--crop {self.crop!r}: expected one of {', '.join(CROP_MODES)}")
         if self.top_k < 1:
             raise UsageError(f"--top-k {self.top_k}: expected 1 or more")
+        check_threads(self.threads)
         if self.every < 0 or self.max_frames < 0:
             raise UsageError("--every and --max-frames: expected 0 (off) or more")
         if self.stall_timeout < 0 or not 0 < self.reconnect_min <= self.reconnect_max:

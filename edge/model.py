@@ -22,8 +22,8 @@ import numpy as np
 from edgeclf.bundle import Bundle, Manifest, TensorSpec, load_bundle
 from edgeclf.edge.flatbuf import verify_tflite
 from edgeclf.edge.preprocess import Preprocessor
-from edgeclf.edge.runtime import Runtime, default_threads, find_runtime, manifest_key, probe_model
-from edgeclf.errors import BundleError, ModelError, UsageError
+from edgeclf.edge.runtime import Runtime, check_threads, default_threads, find_runtime, manifest_key, probe_model
+from edgeclf.errors import BundleError, ModelError
 
 log = logging.getLogger(__name__)
 
@@ -89,9 +89,8 @@ class Classifier:
         self.bundle = bundle
         self.manifest = m = bundle.manifest
         self.runtime = runtime
+        check_threads(threads)
         self.threads = threads or default_threads()
-        if self.threads < 1:
-            raise UsageError(f"--threads {self.threads}: expected 1 or more")
         name = str(bundle.path / "model.tflite")
         _refuse_by_verdict(bundle, runtime)
         verify_tflite(bundle.model_bytes, name)
@@ -118,6 +117,7 @@ class Classifier:
     def load(cls, path: str | os.PathLike[str], runtime: str | None = None, threads: int | None = None,
              crop: str | None = None) -> "Classifier":
         """Verify and load a bundle folder on the preferred (or named) runtime."""
+        check_threads(threads)  # before anything is read
         bundle = load_bundle(path)
         rt = find_runtime(runtime)
         clf = cls(bundle, rt, threads, crop)

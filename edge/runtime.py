@@ -104,6 +104,24 @@ def default_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def max_threads() -> int:
+    """The most interpreter threads edgeclf accepts: 4 per core (more only slows inference down, and tens of
+    thousands crash the native thread pool)."""
+    return 4 * max(1, os.cpu_count() or 1)
+
+
+def check_threads(threads: int | None, flag: str = "--threads") -> None:
+    """Refuse a thread count outside 1..max_threads() before anything is loaded (None: the default)."""
+    if threads is None:
+        return
+    from edgeclf.errors import UsageError
+
+    cap = max_threads()
+    if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= cap:
+        raise UsageError(f"{flag} {threads}: expected 1 to {cap} (4 per core on this machine's "
+                         f"{os.cpu_count() or 1}); leave it out to use every core")
+
+
 def cache_dir() -> Path:
     """$EDGECLF_CACHE, else $XDG_CACHE_HOME/edgeclf, else ~/.cache/edgeclf."""
     env = os.environ.get("EDGECLF_CACHE")

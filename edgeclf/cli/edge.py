@@ -48,7 +48,13 @@ def classify(
     from ..edge.postprocess import SmoothConfig
     from ..safetext import json_line_safe, printable
 
+    from ..edge.runtime import check_threads
+    from ..errors import UsageError
+
     SmoothConfig(threshold=threshold)  # validates --threshold before loading anything
+    check_threads(threads)
+    if top_k < 1:
+        raise UsageError(f"--top-k {top_k}: expected 1 or more")
     if crop is not None and crop not in CROP_MODES:
         from ..errors import UsageError
 
