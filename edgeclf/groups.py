@@ -50,7 +50,7 @@ def groups_usable(items: Sequence[tuple[str, int]], pattern: re.Pattern[str]) ->
 def groups_for(items: Sequence[tuple[str, int]], pattern: str = DEFAULT_GROUP_PATTERN) -> tuple[list[str], bool]:
     """The group of each item, and whether the names formed groups; when they do not, each file is its own."""
     rx = compile_pattern(pattern)
-    usable, _ = groups_usable(items, rx)
-    if usable:
-        return [group_of(p, rx) for p, _ in items], True
+    groups = [group_of(p, rx) for p, _ in items]
+    if len(set(groups)) < len(groups):  # some subject has several files (a split needs more; a test does not)
+        return groups, True
     return [p for p, _ in items], False

@@ -42,20 +42,28 @@ def test_run_directory_is_complete_and_readable(trained, colors: Path) -> None:
 
     out, r = trained
     assert r.exit_code == 0, r.output
-    assert "group split" in r.output and "held-out acc" in r.output
+    assert "group split" in r.output and "test acc [95 % CI]" in r.output
+    assert "say" in r.output or "?" in r.output  # 2 test subjects: the figure is flagged as meaning little
     info = RunDir(out).read_info()
     assert info.labels == ("blue", "red") and info.task == "binary" and info.arch == "edge"
     assert info.data_dir == str(colors.resolve()) and sorted(info.models) == [32, 48]
     split = RunDir(out).read_split()
-    assert split.strategy == "group" and len(split.train) + len(split.val) == 24
-    assert all((colors / p).is_file() for p, _ in split.train + split.val)
+    assert split.strategy == "group" and len(split.train) + len(split.val) + len(split.test) == 24
+    assert split.test and split.val and all((colors / p).is_file() for p, _ in split.train + split.val + split.test)
+    subj = lambda side: {p.rsplit("-", 1)[0] for p, _ in side}  # noqa: E731
+    assert not subj(split.train) & subj(split.test) and not subj(split.val) & subj(split.test)
     assert (out / "labels.txt").read_text("utf-8") == "blue\nred\n"
     assert json.loads((out / "config.json").read_text())["sizes"] == [48, 32]
     metrics = json.loads((out / "metrics.json").read_text())
     for size in (32, 48):
         m = metrics["sizes"][str(size)]
         assert set(m) >= {"accuracy", "loss", "per_class", "confusion", "best_epoch", "train_img_s", "params"}
-        assert np.asarray(m["confusion"]).sum() == len(split.val)
+        assert np.asarray(m["confusion"]).sum() == len(split.test)  # the reported figure is the test side's
+        top1 = m["test"]["top1"]
+        assert top1["n_images"] == len(split.test) and top1["low"] <= top1["accuracy"] <= top1["high"]
+        assert top1["n_groups"] == len(subj(split.test)) and top1["enough"] is False
+        assert 0.0 <= m["camera_sim"]["accuracy"] <= 1.0 and m["camera_sim"]["n_images"] == len(split.test)
+        assert m["val"]["n"] == len(split.val)
         assert m["accuracy"] >= 0.75  # colours are easy: far above chance
         rows = list(csv.DictReader((out / f"history-{size}.csv").open()))
         assert [int(r["epoch"]) for r in rows] == list(range(1, len(rows) + 1)) and "val_accuracy" in rows[0]
@@ -110,7 +118,7 @@ def test_same_seed_twice_gives_the_same_metrics(colors: Path, tmp_path: Path) ->
 
 
 def test_broken_images_are_skipped_and_fatal_with_strict(tmp_path: Path) -> None:
-    data = write_color_folders(tmp_path / "d", n_per_class=6, size=32)
+    data = write_color_folders(tmp_path / "d", n_per_class=9, size=32)
     write_odd_files(data / "red")
     r = _train(str(data), "--out", str(tmp_path / "run"), *FAST)
     assert r.exit_code == 0, r.output
@@ -123,7 +131,7 @@ def test_broken_images_are_skipped_and_fatal_with_strict(tmp_path: Path) -> None
 
 
 def test_unicode_class_names_train(tmp_path: Path) -> None:
-    data = write_color_folders(tmp_path / "d", n_per_class=6, size=32, classes=("große Katze", "chien noir 🐕"))
+    data = write_color_folders(tmp_path / "d", n_per_class=9, size=32, classes=("große Katze", "chien noir 🐕"))
     r = _train(str(data), "--out", str(tmp_path / "run 1"), *FAST)
     assert r.exit_code == 0, r.output
     assert (tmp_path / "run 1" / "labels.txt").read_text("utf-8") == "chien noir 🐕\ngroße Katze\n"
@@ -191,5 +199,38 @@ def test_validation_dir_is_the_held_out_side(colors: Path, tmp_path: Path) -> No
     r = _train(str(colors), "--validation-dir", str(val), "--out", str(tmp_path / "run"), *FAST)
     assert r.exit_code == 0, r.output
     split = RunDir(tmp_path / "run").read_split()
-    assert split.strategy == "given" and split.val_dir == str(val.resolve()) and len(split.val) == 6
-    assert len(split.train) == 24 and all((val / p).is_file() for p, _ in split.val)
+    assert split.val_dir == str(val.resolve()) and len(split.val) == 6
+    assert all((val / p).is_file() for p, _ in split.val)
+    # the test side still comes from DATA_DIR, by subject, and is measured once at the end
+    assert len(split.train) + len(split.test) == 24 and split.test and split.test_dir is None
+    subj = lambda side: {p.rsplit("-", 1)[0] for p, _ in side}  # noqa: E731
+    assert not subj(split.train) & subj(split.test)
+
+
+def test_test_dir_is_the_test_side_and_data_dir_is_refused_as_either(colors: Path, tmp_path: Path) -> None:
+    test = write_color_folders(tmp_path / "test", n_per_class=3, size=40, seed=9)
+    r = _train(str(colors), "--test-dir", str(test), "--out", str(tmp_path / "run"), *FAST)
+    assert r.exit_code == 0, r.output
+    split = RunDir(tmp_path / "run").read_split()
+    assert split.test_dir == str(test.resolve()) and len(split.test) == 6 and len(split.train) + len(split.val) == 24
+    m = json.loads((tmp_path / "run" / "metrics.json").read_text())["sizes"]["32"]
+    assert m["test"]["top1"]["n_images"] == 6
+    for opt in ("--test-dir", "--validation-dir"):
+        r = _train(str(colors), opt, str(colors), "--out", str(tmp_path / f"bad{opt}"), *FAST)
+        assert r.exit_code == 2 and "is DATA_DIR itself" in r.output and not (tmp_path / f"bad{opt}").exists()
+
+
+def test_cv_folds_partition_and_report_mean_and_sd(tmp_path: Path) -> None:
+    data = write_color_folders(tmp_path / "data", n_per_class=12, size=40, seed=2)
+    out = tmp_path / "cv"
+    r = _train(str(data), "--cv", "3", "--out", str(out), *FAST)
+    assert r.exit_code == 0, r.output
+    assert "3-fold cross-validation" in r.output and "±" in r.output
+    doc = json.loads((out / "cv.json").read_text())
+    assert doc["k"] == 3 and len(doc["folds"]) == 3
+    tested = [p for i in (1, 2, 3) for p, _ in RunDir(out / f"fold-{i}").read_split().test]
+    assert sorted(tested) == sorted(f"{c}/{f.name}" for c in ("blue", "red") for f in (data / c).iterdir())
+    accs = [f["32"]["test"] for f in doc["folds"]]
+    assert doc["summary"]["32"]["test_mean"] == pytest.approx(sum(accs) / 3, abs=1e-4)
+    r = _train("--resume", str(out), "--cv", "3")
+    assert r.exit_code == 2

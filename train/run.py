@@ -127,8 +127,11 @@ def _split(cfg: TrainConfig, data: Data) -> tuple[Split, str]:
 
 def test_groups(cfg: TrainConfig, split: Split) -> tuple[str, ...]:
     """The subject of each test image: groups from the file names when they form groups, else the file."""
-    from edgeclf.groups import groups_for
+    from edgeclf.groups import compile_pattern, group_of, groups_for
 
+    if split.strategy == "group" and not split.test_dir:  # the split's own subjects
+        rx = compile_pattern(cfg.group_pattern)
+        return tuple(group_of(p, rx) for p, _ in split.test)
     return tuple(groups_for(split.test, cfg.group_pattern)[0])
 
 

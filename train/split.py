@@ -98,10 +98,16 @@ def make_split(items: Sequence[tuple[str, int]], labels: Sequence[str], fraction
     rng = random.Random(seed)
     test_keys: set[str] = set()
     val_keys: set[str] = set()
-    for units in _units_by_class(items, len(labels), key, rng):
+    for label, units in enumerate(_units_by_class(items, len(labels), key, rng)):
         n = sum(len(m) for _, m in units)
-        if test_fraction:
-            chosen = _pick_val(units, max(1, round(test_fraction * n)))
+        if len(units) < sides + 1:
+            what = "subjects (groups)" if by_group else "images"
+            raise DataError(f"class {labels[label]!r} has {len(units)} {what}; a split into train"
+                            f"{', validation' if not fixed_val else ''}{' and test' if test_fraction else ''} needs "
+                            f"at least {sides + 1}, one per side; add images, or pass --test-split 0, "
+                            "--validation-dir or --test-dir")
+        if test_fraction:  # leave at least one unit for training and, unless given elsewhere, one to validate
+            chosen = _pick_val(units if fixed_val else units[:-1], max(1, round(test_fraction * n)))
             test_keys |= chosen
             units = [u for u in units if u[0] not in chosen]
         if not fixed_val:
