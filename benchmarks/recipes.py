@@ -19,11 +19,15 @@ import time
 from pathlib import Path
 
 CANDIDATES: dict[str, list[str]] = {
-    "edge · mild aug (0.1 default)": ["--arch", "edge", "--augment-policy", "mild", "--label-smoothing", "0"],
-    "edge · camera aug + LS 0.1": ["--arch", "edge"],
-    "seed (course net) · camera aug + LS 0.1": ["--arch", "seed", "--batch-size", "32"],
-    "edge-sep · camera aug + LS 0.1": ["--arch", "edge-sep"],
-    "edge · camera aug + LS 0.1 + wd 1e-4": ["--arch", "edge", "--weight-decay", "0.0001"],
+    "edge · mild aug, pick by val acc (0.1 default)": ["--arch", "edge", "--augment-policy", "mild",
+                                                       "--label-smoothing", "0"],
+    "edge · camera aug + LS 0.1, pick by val acc": ["--arch", "edge", "--select", "accuracy"],
+    "edge · camera aug + LS 0.1, pick by val loss, no early stop": ["--arch", "edge", "--select", "loss",
+                                                                     "--patience", "100"],
+    "seed (course net) · camera aug + LS 0.1, pick by val loss": ["--arch", "seed", "--select", "loss",
+                                                                  "--patience", "100"],
+    "edge-sep · camera aug + LS 0.1, pick by val loss": ["--arch", "edge-sep", "--select", "loss",
+                                                         "--patience", "100"],
 }
 
 

@@ -29,8 +29,13 @@ class Best:
     loss: float
     epoch: int  # 1-based
 
-    def beaten_by(self, accuracy: float, loss: float) -> bool:
-        """Higher held-out accuracy wins; on a tie, lower loss."""
+    def beaten_by(self, accuracy: float, loss: float, select: str = "accuracy") -> bool:
+        """select=accuracy: higher validation accuracy wins, on a tie lower loss; select=loss: lower loss wins.
+
+        On a few validation subjects accuracy moves in steps of a whole subject and swings from epoch to
+        epoch; the (label-smoothed) loss moves smoothly, so it picks a steadier epoch."""
+        if select == "loss":
+            return loss < self.loss
         return accuracy > self.accuracy or (accuracy == self.accuracy and loss < self.loss)
 
 
@@ -98,7 +103,8 @@ class Keeper:
     """Builds the Keras callback for one size; `state` holds the progress after fit returns."""
 
     def __init__(self, *, size: int, state: SizeState, state_dir: Path, best_path: Path, history_path: Path,
-                 inference_model: Any, patience: int, epochs: int, n_train: int, log_epochs: bool):
+                 inference_model: Any, patience: int, epochs: int, n_train: int, log_epochs: bool,
+                 select: str = "accuracy"):
         import keras
 
         keeper = self
@@ -120,6 +126,7 @@ class Keeper:
         self.size, self.state, self.state_dir = size, state, state_dir
         self.best_path, self.history_path, self.inference_model = best_path, history_path, inference_model
         self.patience, self.epochs, self.n_train, self.log_epochs = patience, epochs, n_train, log_epochs
+        self.select = select
         self._epoch = state.epoch
         self._t0 = self._t_train = time.perf_counter()
 
@@ -159,7 +166,7 @@ class Keeper:
                "seconds": round(time.perf_counter() - self._t0, 3), "train_img_s": round(self.n_train / train_s, 1)}
         acc, loss = float(logs["val_accuracy"]), float(logs["val_loss"])
         best, wait = self.state.best, self.state.wait
-        improved = best is None or best.beaten_by(acc, loss)
+        improved = best is None or best.beaten_by(acc, loss, self.select)
         if improved:
             self._save_model(self.inference_model, self.best_path)
             best, wait = Best(acc, loss, epoch + 1), 0
@@ -183,8 +190,9 @@ class Keeper:
                      self.size, epoch + 1, self.epochs, logs.get("loss", float("nan")), logs.get("accuracy", float("nan")),
                      loss, acc, row["seconds"], row["train_img_s"], "  best" if improved else "")
         if stop:
-            log.info("%d px  early stop: no better val_accuracy for %d epochs (best %.4f at epoch %d)",
-                     self.size, self.patience, best.accuracy, best.epoch)
+            log.info("%d px  early stop: no better val_%s for %d epochs (best %.4f at epoch %d)",
+                     self.size, self.select, self.patience, best.accuracy if self.select == "accuracy" else best.loss,
+                     best.epoch)
             model.stop_training = True
 
 

@@ -16,6 +16,7 @@ DEFAULT_ARCH = "edge"
 DEFAULT_SIZES = (300, 150)
 SCHEDULES = ("cosine", "constant")
 AUGMENT_POLICIES = ("camera", "mild")
+SELECT = ("accuracy", "loss")
 
 
 def _same_dir(a: str, b: str) -> bool:
@@ -55,6 +56,7 @@ class TrainConfig:
     warm_epochs: int = 10  # epochs for a warm-started size (it starts from a trained model)
     label_smoothing: float = 0.1  # targets 0.05/0.95: less over-confident scores on subjects never seen
     weight_decay: float = 0.0  # decoupled weight decay of the optimizer
+    select: str = "accuracy"  # which validation figure picks the kept epoch (and stops early): accuracy or loss
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHS:
@@ -87,6 +89,8 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "patience", "max_pixels", "warm_epochs"):
             if getattr(self, name) < 1:
                 raise UsageError(f"--{name.replace('_', '-')} {getattr(self, name)} must be at least 1")
+        if self.select not in SELECT:
+            raise UsageError(f"--select {self.select!r} is not known; expected one of {', '.join(SELECT)}")
         if self.augment_policy not in AUGMENT_POLICIES:
             raise UsageError(f"--augment-policy {self.augment_policy!r} is not known; expected one of "
                              f"{', '.join(AUGMENT_POLICIES)}")

@@ -185,7 +185,8 @@ def train_size(job: SizeJob, strategy: Any, progress: bool = False) -> SizeState
     _check_space(job.run.path, model)
     keeper = Keeper(size=size, state=state, state_dir=sdir, best_path=best_path,
                     history_path=job.run.path / f"history-{size}.csv", inference_model=inference_view(model),
-                    patience=cfg.patience, epochs=epochs, n_train=len(job.train), log_epochs=not progress)
+                    patience=cfg.patience, epochs=epochs, n_train=len(job.train), log_epochs=not progress,
+                    select=cfg.select)
     done = state.epoch >= epochs or state.stopped == "early"
     if not done:
         log.info("%d px: %s, %d parameters, %d train / %d held-out images, epochs %d..%d",

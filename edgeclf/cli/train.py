@@ -10,7 +10,7 @@ from ._app import command, settings
 
 # Options left at None take TrainConfig's defaults; with --resume they must stay unset.
 _TUNABLE = ("validation_dir", "validation_split", "test_dir", "test_split", "augment_policy", "label_smoothing",
-            "weight_decay", "split", "group_pattern", "strict", "augment", "arch", "size",
+            "weight_decay", "select", "split", "group_pattern", "strict", "augment", "arch", "size",
             "lr", "schedule", "epochs", "batch_size", "seed", "out", "patience", "max_pixels", "strategy",
             "warm_start", "warm_epochs")
 
@@ -39,6 +39,8 @@ def train(
     label_smoothing: Optional[float] = typer.Option(None, "--label-smoothing",
                                                     help="Soften the targets (less over-confident). [default: 0.1]"),
     weight_decay: Optional[float] = typer.Option(None, "--weight-decay", help="Decoupled weight decay. [default: 0]"),
+    select: Optional[str] = typer.Option(None, "--select", help="The validation figure that picks the kept epoch "
+                                         "and stops early: accuracy or loss. [default: accuracy]"),
     arch: Optional[str] = typer.Option(None, "--arch", help="seed, course, edge, edge-s or edge-sep. [default: edge]"),
     size: Optional[List[int]] = typer.Option(None, "--size", help="Input size; repeat for several. [default: 300, 150]"),
     lr: Optional[float] = typer.Option(None, "--lr", help="RMSprop learning rate. [default: 0.001]"),
