@@ -1,7 +1,8 @@
 """Read an image file as the edge sees it: RGB-able BGR uint8 via OpenCV, with clear errors.
 
 Checks happen before a full decode: empty files, files that are not images (HTML, text), truncated
-PNG/JPEG, and images over the pixel cap (decompression bombs) are refused from their header.
+PNG/JPEG, and images over the pixel cap (decompression bombs) are refused from their header. Bytes after an
+image's end marker are not truncation: PNG chunks and JPEG segments are followed to the end marker.
 """
 
 from __future__ import annotations
@@ -77,11 +78,55 @@ def header_size(data: bytes, fmt: str) -> tuple[int, int] | None:
 
 
 def _truncated(data: bytes, fmt: str) -> bool:
+    """True when the image ends before its end marker. Bytes after the marker (phone "motion photos", tools
+    that append metadata) are allowed: the image's own structure is followed, not the file's last bytes."""
     if fmt == "png":
-        return b"IEND" not in data[-32:]
+        return _png_end(data) is None
     if fmt == "jpeg":
-        return b"\xff\xd9" not in data[-64:]
+        return _jpeg_end(data) is None
     return False
+
+
+def _png_end(data: bytes) -> int | None:
+    """Offset just past the IEND chunk, following the chunk lengths from the signature; None if cut short."""
+    i, n = 8, len(data)
+    while i + 12 <= n:
+        length = int.from_bytes(data[i:i + 4], "big")
+        kind = data[i + 4:i + 8]
+        end = i + 12 + length
+        if end > n:
+            return None
+        if kind == b"IEND":
+            return end
+        i = end
+    return None
+
+
+def _jpeg_end(data: bytes) -> int | None:
+    """Offset just past the EOI marker that ends the first image's scans; None if cut short.
+
+    Marker segments are skipped by their lengths up to the first SOS; scan data never holds 0xFFD9 (byte
+    stuffing), so the first one after the SOS is this image's end, whatever follows it. An EXIF thumbnail's
+    EOI sits inside an APP1 segment and is skipped with it."""
+    i, n = 2, len(data)
+    while i + 4 <= n:
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:
+            i += 1
+            continue
+        if marker == 0xD9:
+            return i + 2
+        if 0xD0 <= marker <= 0xD7 or marker == 0x01:
+            i += 2
+            continue
+        length = int.from_bytes(data[i + 2:i + 4], "big")
+        if marker == 0xDA:  # start of scan: the rest is entropy-coded data and more scans
+            eoi = data.find(b"\xff\xd9", i + 2 + length)
+            return None if eoi < 0 else eoi + 2
+        i += 2 + length
+    return None
 
 
 def describe_bytes(head: bytes) -> str:
