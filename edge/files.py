@@ -10,7 +10,7 @@ from edgeclf.edge.model import Classifier
 from edgeclf.edge.postprocess import answer, top_k
 from edgeclf.edge.sources import image_files
 from edgeclf.errors import DataError, EdgeclfError
-from edgeclf.imageio import IMAGE_EXTENSIONS, read_bgr
+from edgeclf.imageio import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, read_bgr
 
 
 class FileResult(NamedTuple):
@@ -51,14 +51,14 @@ def expand_paths(paths: Sequence[Path]) -> Iterator[Path]:
             raise DataError(f"{p}: no such file or folder; expected image files or folders of images")
 
 
-def classify_paths(clf: Classifier, paths: Sequence[Path], top: int = 3,
-                   threshold: float = 0.0) -> Iterator[FileResult]:
+def classify_paths(clf: Classifier, paths: Sequence[Path], top: int = 3, threshold: float = 0.0,
+                   max_pixels: int = DEFAULT_MAX_PIXELS) -> Iterator[FileResult]:
     """One result per image; unreadable images give a result with `error` set (the rest go on)."""
     labels = clf.labels
     files = list(expand_paths(paths))  # every argument checked before the first answer
     for path in files:
         try:
-            image = read_bgr(path)
+            image = read_bgr(path, max_pixels)
         except EdgeclfError as e:
             yield FileResult(path, error=str(e))
             continue

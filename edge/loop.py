@@ -30,6 +30,7 @@ from edgeclf.edge.serve import PreviewServer, check_bind, parse_bind
 from edgeclf.edge.sources import FrameSource, ImageFolderSource, make_source, parse_size
 from edgeclf.edge.stats import RunStats, summary_dict
 from edgeclf.errors import UsageError
+from edgeclf.imageio import DEFAULT_MAX_PIXELS
 from edgeclf.preprocess import CROP_MODES
 from edgeclf.safetext import redact
 
@@ -58,6 +59,7 @@ class CameraConfig:
     token: str | None = None
     max_clients: int = 4
     max_frames: int = 0
+    max_pixels: int = DEFAULT_MAX_PIXELS  # frames (video, stream, camera, images) larger than this are refused
     stall_timeout: float = 5.0
     reconnect_min: float = 0.5  # first wait before a reconnect; doubles up to reconnect_max
     reconnect_max: float = 30.0
@@ -74,6 +76,8 @@ class CameraConfig:
             raise UsageError("--every and --max-frames: expected 0 (off) or more")
         if self.stall_timeout < 0 or not 0 < self.reconnect_min <= self.reconnect_max:
             raise UsageError("--stall-timeout must be >= 0 (0: no watchdog) and --reconnect-max > 0")
+        if self.max_pixels < 1:
+            raise UsageError(f"--max-pixels {self.max_pixels}: expected 1 or more")
         if self.max_clients < 1:
             raise UsageError(f"--max-clients {self.max_clients}: expected 1 or more")
         parse_size(self.size)
@@ -124,7 +128,7 @@ def run_camera(bundle: str | Path, config: CameraConfig, *, events: EventWriter 
     def on_skip(path: Path, why: str) -> None:  # only called while reading, after `ev` exists
         ev.emit("skipped", file=str(path), error=why)
 
-    factory = source_factory or (lambda: make_source(config.source, size, on_skip))
+    factory = source_factory or (lambda: make_source(config.source, size, on_skip, config.max_pixels))
     first = factory()  # a source that cannot exist is refused before the model loads
     clf = classifier or Classifier.load(bundle, config.runtime, config.threads, config.crop)
     own_events = events is None

@@ -23,7 +23,7 @@ from typing import Callable, NamedTuple, Sequence
 import numpy as np
 
 from edgeclf.errors import DataError, SourceError
-from edgeclf.imageio import IMAGE_EXTENSIONS, read_bgr
+from edgeclf.imageio import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, read_bgr
 from edgeclf.safetext import redact
 
 log = logging.getLogger(__name__)
@@ -101,8 +101,9 @@ class VideoCaptureSource(FrameSource):
     """cv2.VideoCapture: camera index, /dev/videoN, video file or stream URL."""
 
     def __init__(self, target: int | str, kind: str, size: tuple[int, int] | None = None,
-                 open_timeout_s: float = 10.0, read_timeout_s: float = 10.0):
+                 open_timeout_s: float = 10.0, read_timeout_s: float = 10.0, max_pixels: int = DEFAULT_MAX_PIXELS):
         self.target = target
+        self.max_pixels = max_pixels
         self.kind = kind  # "camera", "file" or "url"
         self.live = kind != "file"
         # The name is what events, /status, logs and errors show: a stream URL's password never is.
@@ -138,6 +139,10 @@ class VideoCaptureSource(FrameSource):
         if self.fps > 240 or self.fps < 0:
             self.fps = 0.0
         self._cap = cap
+        w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)
+        if w * h > self.max_pixels:  # refused before a frame is read into the rotating buffers
+            self.close()
+            raise SourceError(self._too_big(w, h))
         if self.kind == "file":
             self.frames_total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
             ok, first = cap.read()
@@ -145,7 +150,18 @@ class VideoCaptureSource(FrameSource):
                 self.close()
                 raise SourceError(f"{self.name}: OpenCV opened it but it holds no readable video frames; "
                                   f"re-encode it (e.g. H.264 mp4) or pass another source ({list_sources()})")
-            self._first = first
+            self._first = self._capped(first)
+
+    def _too_big(self, w: int, h: int) -> str:
+        return (f"{self.name}: {w}x{h} frames = {w * h:,} pixels are over the cap of {self.max_pixels:,}; "
+                "re-encode it smaller, ask the camera for less (--size), or raise --max-pixels if it is trusted")
+
+    def _capped(self, img: np.ndarray) -> np.ndarray:
+        """A frame over the pixel cap (a stream that changed size mid-way) is an error, never kept."""
+        if img.shape[0] * img.shape[1] > self.max_pixels:
+            msg = self._too_big(img.shape[1], img.shape[0])
+            raise SourceError(msg) if self.kind == "file" else SourceReadError(msg)
+        return img
 
     def _cannot_open(self) -> str:
         if self.kind == "camera":
@@ -166,7 +182,7 @@ class VideoCaptureSource(FrameSource):
             return Frame(img)
         ok, img = self._cap.read(out) if out is not None else self._cap.read()
         if ok and img is not None:
-            return Frame(img)
+            return Frame(self._capped(img))
         if self.kind == "file":
             return None
         raise SourceReadError(f"{self.name}: no frame (device disconnected or stream interrupted)")
@@ -180,8 +196,10 @@ class VideoCaptureSource(FrameSource):
 class ImageFolderSource(FrameSource):
     """Image files in name order (a folder, a glob, or one file). Broken files are logged and skipped."""
 
-    def __init__(self, files: Sequence[Path], name: str, on_skip: Callable[[Path, str], None] | None = None):
+    def __init__(self, files: Sequence[Path], name: str, on_skip: Callable[[Path, str], None] | None = None,
+                 max_pixels: int = DEFAULT_MAX_PIXELS):
         self.files = list(files)
+        self.max_pixels = max_pixels
         self.name = name
         self.on_skip = on_skip
         self._i = 0
@@ -197,7 +215,7 @@ class ImageFolderSource(FrameSource):
             path = self.files[self._i]
             self._i += 1
             try:
-                return Frame(read_bgr(path), path.name)
+                return Frame(read_bgr(path, self.max_pixels), path.name)
             except DataError as e:
                 self.skipped += 1
                 log.warning("skipped %s", e)
@@ -292,36 +310,36 @@ def parse_size(size: str | None) -> tuple[int, int] | None:
 
 
 def make_source(spec: str, size: tuple[int, int] | None = None,
-                on_skip: Callable[[Path, str], None] | None = None) -> FrameSource:
-    """The FrameSource a `--source` string names (not opened yet)."""
+                on_skip: Callable[[Path, str], None] | None = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> FrameSource:
+    """The FrameSource a `--source` string names (not opened yet); frames over `max_pixels` are refused."""
     s = spec.strip()
     if s.isdigit():
-        return VideoCaptureSource(int(s), "camera", size)
+        return VideoCaptureSource(int(s), "camera", size, max_pixels=max_pixels)
     if s == "picamera" or s.startswith("picamera:"):
         num = s.partition(":")[2] or "0"
         if not num.isdigit():
             raise SourceError(f"--source {spec!r}: expected picamera or picamera:N; {list_sources()}")
         return PicameraSource(int(num), size)
     if s.lower().startswith(URL_SCHEMES):
-        return VideoCaptureSource(s, "url")
+        return VideoCaptureSource(s, "url", max_pixels=max_pixels)
     if re.fullmatch(r"/dev/video\d+", s):
         if not os.path.exists(s):
             raise SourceError(f"{s}: no such camera device; {list_sources()}")
-        return VideoCaptureSource(s, "camera", size)
+        return VideoCaptureSource(s, "camera", size, max_pixels=max_pixels)
     p = Path(s).expanduser()
     if p.is_dir():
-        return ImageFolderSource(image_files(p), str(p), on_skip)
+        return ImageFolderSource(image_files(p), str(p), on_skip, max_pixels)
     if any(ch in s for ch in "*?["):
         files = sorted((Path(f) for f in glob.glob(str(p)) if Path(f).suffix.lower() in IMAGE_EXTENSIONS),
                        key=_natural_key)
         if not files:
             raise SourceError(f"{s}: the pattern matches no images; {list_sources()}")
-        return ImageFolderSource(files, s, on_skip)
+        return ImageFolderSource(files, s, on_skip, max_pixels)
     if p.is_file():
         if p.suffix.lower() in IMAGE_EXTENSIONS:
-            return ImageFolderSource([p], str(p), on_skip)
+            return ImageFolderSource([p], str(p), on_skip, max_pixels)
         if not os.access(p, os.R_OK):
             raise SourceError(f"{p}: not readable (permissions); {list_sources()}")
-        return VideoCaptureSource(str(p), "file")
+        return VideoCaptureSource(str(p), "file", max_pixels=max_pixels)
     raise SourceError(f"{s}: no such file, folder or camera; {list_sources()}")
 

@@ -15,6 +15,7 @@ try:  # Python >= 3.9
 except ImportError:  # pragma: no cover
     from typing_extensions import Annotated
 
+from ..imageio import DEFAULT_MAX_PIXELS
 from ..preprocess import CROP_MODES
 
 # Options shared by both commands, defined once.
@@ -27,6 +28,8 @@ Crop = Annotated[Optional[str], typer.Option(
     "centred), letterbox (grey bars; the subject may be anywhere in the frame) or none (squeeze). "
     "Default: the bundle's (center).")]
 TopK = Annotated[int, typer.Option("--top-k", help="How many labels to list with their probabilities.")]
+MaxPixels = Annotated[int, typer.Option(
+    "--max-pixels", help="Refuse images and video/stream frames larger than this many pixels (decompression bombs).")]
 Threshold = Annotated[float, typer.Option(
     "--threshold", help="Below this probability the answer is 'uncertain' (0: always answer).")]
 
@@ -41,6 +44,7 @@ def classify(
     threads: Threads = None,
     runtime: Runtime = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per image (JSON lines).")] = False,
+    max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
 ) -> None:
     """Classify image files with a bundle: the camera's pipeline on files (label, score, top-k)."""
     from ..edge.files import classify_paths
@@ -55,6 +59,8 @@ def classify(
     check_threads(threads)
     if top_k < 1:
         raise UsageError(f"--top-k {top_k}: expected 1 or more")
+    if max_pixels < 1:
+        raise UsageError(f"--max-pixels {max_pixels}: expected 1 or more")
     if crop is not None and crop not in CROP_MODES:
         from ..errors import UsageError
 
@@ -62,7 +68,7 @@ def classify(
     clf = Classifier.load(bundle, runtime, threads, crop)
     failed = 0
     # Labels and file names come from files: control characters are escaped, never sent to the terminal.
-    for r in classify_paths(clf, images, top_k, threshold):
+    for r in classify_paths(clf, images, top_k, threshold, max_pixels):
         if r.error:
             failed += 1
             if as_json:
@@ -111,6 +117,7 @@ def camera(
         "--token", envvar="EDGECLF_TOKEN", help="Secret the preview requires (Bearer header or ?token=).")] = None,
     max_clients: Annotated[int, typer.Option("--max-clients", help="Preview streams served at once.")] = 4,
     max_frames: Annotated[int, typer.Option("--max-frames", help="Stop after N frames (0: no limit).")] = 0,
+    max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
     stall_timeout: Annotated[float, typer.Option(
         "--stall-timeout", help="Seconds without a frame before a live source is reopened (0: off).")] = 5.0,
     reconnect_max: Annotated[float, typer.Option(
@@ -137,6 +144,6 @@ def camera(
         source=source, size=size, runtime=runtime, threads=threads, realtime=realtime, crop=crop, top_k=top_k,
         smooth=SmoothConfig(smooth, smooth_mode, threshold, hysteresis), every=every, events=events, events_mode=mode,
         display=display, save=save, on_change=on_change, serve=serve, token=token or None, max_clients=max_clients,
-        max_frames=max_frames, stall_timeout=stall_timeout, reconnect_max=reconnect_max)
+        max_frames=max_frames, max_pixels=max_pixels, stall_timeout=stall_timeout, reconnect_max=reconnect_max)
     summary = run_camera(bundle, config)
     typer.echo(format_summary(summary), err=True)  # the run's result: shown with -q too
