@@ -18,11 +18,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from edgeclf.bundle import MANIFEST_FILE, Manifest, read_manifest, resolve_bundle_dir
+from edgeclf.bundle import MANIFEST_FILE, Manifest, load_bundle, read_manifest, resolve_bundle_dir
 from edgeclf.bench.measure import Job, measure, thread_counts
 from edgeclf.bench.report import BenchReport, BenchRow, finish_machine, machine_info, write_outputs
 from edgeclf.edge.runtime import RUNTIME_MODULES, available_runtimes, check_threads, find_runtime
-from edgeclf.errors import BundleError, RunError, UsageError
+from edgeclf.errors import BundleError, EdgeclfError, RunError, UsageError
 from edgeclf.imageio import IMAGE_EXTENSIONS
 from edgeclf.rundir import RUN_FILE, RunDir
 
@@ -105,8 +105,31 @@ def resolve_target(target: Path, run: Path | None = None) -> Target:
     else:
         found = (resolve_bundle_dir(p),)
     if run is None:
-        run = _run_of(found[0], read_manifest(found[0]))
+        for b in found:  # the first bundle whose manifest reads says where its run is
+            try:
+                run = _run_of(b, read_manifest(b))
+                break
+            except EdgeclfError:
+                continue
     return Target(found, run)
+
+
+def split_bad(bundles: Sequence[Path]) -> tuple[tuple[Path, ...], dict[Path, str]]:
+    """(bundles that verify, {bundle: why} for those that do not): one bad bundle is a row, not the end."""
+    good, bad = [], {}
+    for b in bundles:
+        try:
+            load_bundle(b)
+        except EdgeclfError as e:
+            bad[b] = str(e)
+            log.warning("%s: skipped: %s", b.name, e)
+        else:
+            good.append(b)
+    if not good:
+        first = next(iter(bad))
+        raise BundleError(bad[first] if len(bad) == 1 else
+                          f"none of the {len(bad)} bundles can be measured; {first.name}: {bad[first]}")
+    return tuple(good), bad
 
 
 def held_out(run: Path, data: Path | None = None, limit: int = 0) -> tuple[tuple[tuple[str, str], ...], str]:
@@ -226,7 +249,8 @@ def run_bench(target: Path, cfg: BenchConfig = BenchConfig(), out: Path | None =
     else:
         notes.append(f"per-frame timing on {len(frames)} held-out images; accuracy on {len(eval_files)} held-out "
                      f"images of {tgt.run}")
-    job = Job(bundles=tuple(str(b) for b in tgt.bundles), eval_files=eval_files, frame_files=frames,
+    good, bad = split_bad(tgt.bundles)
+    job = Job(bundles=tuple(str(b) for b in good), eval_files=eval_files, frame_files=frames,
               threads=tuple(sorted(set(cfg.threads))) or thread_counts(), repeats=cfg.repeats,
               warmup=cfg.warmup, frames=cfg.frames, rss=cfg.rss)
 
@@ -260,12 +284,30 @@ def run_bench(target: Path, cfg: BenchConfig = BenchConfig(), out: Path | None =
         if note:
             notes.append(note)
     rows = tuple(_row(d, manifests[d["bundle"]], keras_dec) for d in raw)
+    rows += tuple(_bad_row(b, why, name, versions.get(name, ""), t, job.frames)
+                  for b, why in bad.items() for name, _ in plan for t in job.threads)
+    if bad:
+        notes.append(f"{len(bad)} bundle(s) could not be read and were not measured: "
+                     + ", ".join(b.name for b in bad))
     report = BenchReport(str(target), machine, rows, tuple(notes), keras_acc)
     out = out or ((tgt.run / "bench") if tgt.run is not None and Path(target) == tgt.run else Path("bench"))
     written, more = write_outputs(report, out, cfg.plot)
     if more:
         report = replace(report, notes=report.notes + tuple(more))
     return report, written
+
+
+def _bad_row(bundle: Path, why: str, runtime: str, version: str, threads: int, frames: int) -> BenchRow:
+    """The row of a bundle that does not verify: its name and why, nothing measured."""
+    try:
+        size_kb = (bundle / "model.tflite").stat().st_size / 1024.0
+    except OSError:
+        size_kb = 0.0
+    return BenchRow(variant=bundle.name, size=0, quant="?", runtime=runtime, runtime_version=version, threads=threads,
+                    status="bad bundle: " + " ".join(why.split())[:160], size_kb=size_kb, load_ms=None, accuracy=None,
+                    agreement=None, agreement_src="", p50_ms=None, p95_ms=None, e2e_p50_ms=None, e2e_p95_ms=None,
+                    e2e_ratio=None, peak_rss_mb=None, first_frame_s=None, mmacs=None, gmacs_per_s=None,
+                    spread_pct=None, repeats=0, frames=frames, n_eval=0, bundle=str(bundle))
 
 
 def keras_decisions(run: Path, sizes: set[int], files: Sequence[tuple[str, str]]
