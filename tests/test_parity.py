@@ -63,3 +63,25 @@ def test_quantized_input_dequantizes_to_float_input(images, tensor: TensorSpec) 
     out = p(frame)
     assert out.dtype == np.dtype(tensor.dtype)
     assert np.abs(p.real_input()[0] - ref).max() <= (tensor.scale or 1e-3) / 2 + 1e-6
+
+
+@pytest.mark.parametrize("crop", ["letterbox", "none", "center"])
+@pytest.mark.parametrize("name", ["wide", "rgba"])
+def test_every_crop_mode_matches(images, name: str, crop: str) -> None:
+    from edgeclf.train.tfdata import load_and_preprocess
+
+    spec = PreprocessSpec(150, 150, crop=crop)
+    tf_x = load_and_preprocess(str(images[name]), spec).numpy()
+    edge_x = Preprocessor(spec)(read_bgr(images[name]))[0]
+    assert np.abs(tf_x - edge_x).max() <= 1 / 255 + 1e-6
+
+
+def test_letterbox_keeps_the_whole_frame_with_grey_bars() -> None:
+    from edgeclf.preprocess import LETTERBOX_FILL
+
+    frame = np.zeros((60, 120, 3), np.uint8)
+    frame[:, :10] = (0, 0, 255)  # a red strip at the left edge: centre crop loses it, letterbox keeps it
+    box = Preprocessor(PreprocessSpec(60, 60, crop="letterbox"))(frame)[0]
+    centre = Preprocessor(PreprocessSpec(60, 60, crop="center"))(frame)[0]
+    assert box[30, 1, 0] == pytest.approx(1.0) and centre[..., 0].max() == 0.0
+    assert box[2, 30] == pytest.approx(np.full(3, LETTERBOX_FILL / 255), abs=1e-6)  # top bar
