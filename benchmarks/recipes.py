@@ -31,6 +31,39 @@ CANDIDATES: dict[str, list[str]] = {
 }
 
 
+def int8_latency_ms(arch: str, size: int, repeats: int = 200) -> tuple[float, int]:
+    """Median invoke time of the arch's int8 model (uint8 input) on ai-edge-litert, 2 threads, and its bytes.
+    Latency does not depend on the weights, so a fresh model calibrated on noise serves."""
+    import numpy as np
+
+    from edgeclf.convert.export import convert_keras
+    from edgeclf.convert.quantize import QuantizationKind
+    from edgeclf.train.archs import build_model
+
+    model = build_model(arch, size, 2)
+    rng = np.random.default_rng(0)
+
+    def representative():  # noqa: ANN202
+        for _ in range(16):
+            yield [rng.random((1, size, size, 3), dtype=np.float32)]
+
+    (_, data), = convert_keras(model, size, (QuantizationKind.for_int8(),), representative)
+    from ai_edge_litert.interpreter import Interpreter
+
+    it = Interpreter(model_content=data, num_threads=2)
+    it.allocate_tensors()
+    inp = it.get_input_details()[0]
+    it.set_tensor(inp["index"], rng.integers(0, 256, inp["shape"], dtype=np.uint8))
+    for _ in range(10):
+        it.invoke()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        it.invoke()
+        times.append(time.perf_counter() - t0)
+    return 1e3 * float(np.median(times)), len(data)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("data")
@@ -60,17 +93,18 @@ def main() -> None:
             print(f"  {time.perf_counter() - t0:.0f} s", flush=True)
         doc = json.loads((run / "cv.json").read_text())
         m = doc["summary"][str(a.size)]
-        rows.append((name, m, doc["seconds"]))
+        lat, nbytes = int8_latency_ms(doc["arch"], a.size)
+        rows.append((name, m, doc["seconds"], lat, nbytes))
     if not rows:
         return
     base = rows[0][1]["camera_sim_mean"]
     print(f"\ngroup {a.k}-fold CV at {a.size} px on {a.data}")
-    print(f"| candidate | test acc | camera-sim | val acc | min | camera-sim / first |")
-    print("|---|---|---|---|---|---|")
-    for name, m, sec in rows:
+    print("| candidate | test acc | camera-sim | val acc | CV min | int8 ms @%d | int8 KB | camera-sim / first |" % a.size)
+    print("|---|---|---|---|---|---|---|---|")
+    for name, m, sec, lat, nbytes in rows:
         print(f"| {name} | {m['test_mean']:.3f} ± {m['test_sd']:.3f} | {m['camera_sim_mean']:.3f} ± "
-              f"{m['camera_sim_sd']:.3f} | {m['val_mean']:.3f} ± {m['val_sd']:.3f} | {sec / 60:.1f} | "
-              f"{m['camera_sim_mean'] / base:.2f}× |")
+              f"{m['camera_sim_sd']:.3f} | {m['val_mean']:.3f} ± {m['val_sd']:.3f} | {sec / 60:.1f} | {lat:.2f} | "
+              f"{nbytes / 1024:.0f} | {m['camera_sim_mean'] / base:.2f}× |")
 
 
 if __name__ == "__main__":
