@@ -63,6 +63,7 @@ class CameraConfig:
     stall_timeout: float = 5.0
     reconnect_min: float = 0.5  # first wait before a reconnect; doubles up to reconnect_max
     reconnect_max: float = 30.0
+    quiet_native: bool = False  # keep the interpreter's own stderr banner off the terminal (the CLI, unless -v)
     serve_write_timeout: float = 5.0  # a preview client that reads nothing for this long is dropped
 
     def validate(self) -> None:
@@ -130,7 +131,7 @@ def run_camera(bundle: str | Path, config: CameraConfig, *, events: EventWriter 
 
     factory = source_factory or (lambda: make_source(config.source, size, on_skip, config.max_pixels))
     first = factory()  # a source that cannot exist is refused before the model loads
-    clf = classifier or Classifier.load(bundle, config.runtime, config.threads, config.crop)
+    clf = classifier or Classifier.load(bundle, config.runtime, config.threads, config.crop, quiet=config.quiet_native)
     own_events = events is None
     ev = events or EventWriter(config.events, mode=config.events_mode)
     feed: FileFeed | LiveFeed

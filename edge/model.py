@@ -24,6 +24,7 @@ from edgeclf.edge.flatbuf import verify_tflite
 from edgeclf.edge.preprocess import Preprocessor
 from edgeclf.edge.runtime import Runtime, check_threads, default_threads, find_runtime, manifest_key, probe_model
 from edgeclf.errors import BundleError, ModelError
+from edgeclf.native_stderr import hold_native_stderr
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ class Classifier:
     """One bundle in one interpreter. Not thread-safe: one caller (the loop) at a time."""
 
     def __init__(self, bundle: Bundle, runtime: Runtime, threads: int | None = None, crop: str | None = None,
-                 probe: bool = True):
+                 probe: bool = True, quiet: bool = False):
         self.bundle = bundle
         self.manifest = m = bundle.manifest
         self.runtime = runtime
@@ -97,8 +98,10 @@ class Classifier:
         if probe:
             probe_model(bundle.model_bytes, m.sha256, runtime, name)
         try:
-            self.interpreter = runtime.interpreter_class(model_content=bundle.model_bytes, num_threads=self.threads)
-            self.interpreter.allocate_tensors()
+            # `quiet`: the runtime's own "Created TensorFlow Lite XNNPACK delegate" banner stays off stderr.
+            with hold_native_stderr(quiet):
+                self.interpreter = runtime.interpreter_class(model_content=bundle.model_bytes, num_threads=self.threads)
+                self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as e:
             raise ModelError(f"{name}: {runtime.name} cannot load it ({' '.join(str(e).split())[:200]}); "
                              "re-copy the bundle or re-convert") from None
@@ -115,12 +118,12 @@ class Classifier:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], runtime: str | None = None, threads: int | None = None,
-             crop: str | None = None) -> "Classifier":
+             crop: str | None = None, quiet: bool = False) -> "Classifier":
         """Verify and load a bundle folder on the preferred (or named) runtime."""
         check_threads(threads)  # before anything is read
         bundle = load_bundle(path)
         rt = find_runtime(runtime)
-        clf = cls(bundle, rt, threads, crop)
+        clf = cls(bundle, rt, threads, crop, quiet=quiet)
         log.info("loaded %s on %s %s, %d thread(s)", Path(bundle.path).name, rt.name, rt.version, clf.threads)
         return clf
 

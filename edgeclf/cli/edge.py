@@ -65,7 +65,7 @@ def classify(
         from ..errors import UsageError
 
         raise UsageError(f"--crop {crop!r}: expected one of {', '.join(CROP_MODES)}")
-    clf = Classifier.load(bundle, runtime, threads, crop)
+    clf = Classifier.load(bundle, runtime, threads, crop, quiet=not settings.verbose)
     failed = 0
     # Labels and file names come from files: control characters are escaped, never sent to the terminal.
     for r in classify_paths(clf, images, top_k, threshold, max_pixels):
@@ -144,6 +144,6 @@ def camera(
         source=source, size=size, runtime=runtime, threads=threads, realtime=realtime, crop=crop, top_k=top_k,
         smooth=SmoothConfig(smooth, smooth_mode, threshold, hysteresis), every=every, events=events, events_mode=mode,
         display=display, save=save, on_change=on_change, serve=serve, token=token or None, max_clients=max_clients,
-        max_frames=max_frames, max_pixels=max_pixels, stall_timeout=stall_timeout, reconnect_max=reconnect_max)
+        max_frames=max_frames, max_pixels=max_pixels, quiet_native=not settings.verbose, stall_timeout=stall_timeout, reconnect_max=reconnect_max)
     summary = run_camera(bundle, config)
     typer.echo(format_summary(summary), err=True)  # the run's result: shown with -q too

@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from ._app import command
+from ._app import command, settings
 
 
 @command("info")
@@ -31,7 +31,7 @@ def info(
     if check:
         from ..edge.model import Classifier
 
-        clf = Classifier.load(b.path, runtime, threads=1)
+        clf = Classifier.load(b.path, runtime, threads=1, quiet=not settings.verbose)
         p = clf.manifest.preprocess
         typer.echo(f"loads here: {clf.runtime.name} {clf.runtime.version}; input {p.width}x{p.height} "
                    f"{clf.manifest.input.dtype}, {len(clf.labels)} labels; tensors match the manifest",
