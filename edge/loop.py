@@ -156,6 +156,8 @@ def run_camera(bundle: str | Path, config: CameraConfig, *, events: EventWriter 
         out = {**summary_dict(stats, feed.stats, extra), "last": dict(state)}
         if server is not None:
             out["serve"] = dict(server.stats)
+        if config.events is not None:
+            out["events"] = dict(ev.stats)
         return out
 
     with contextlib.ExitStack() as stack:
@@ -195,7 +197,11 @@ def run_camera(bundle: str | Path, config: CameraConfig, *, events: EventWriter 
                 summary["on_change"] = {"started": hook.started, "skipped": hook.skipped, "failed": hook.failed}
             if server is not None:
                 summary["serve"] = dict(server.stats)
+            if config.events is not None:
+                summary["events"] = dict(ev.stats)
             ev.emit("summary", **summary)
+    if config.events is not None:  # after close: the last lines' fate is known
+        summary["events"] = dict(ev.stats)
     return summary
 
 

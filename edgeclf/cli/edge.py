@@ -147,3 +147,9 @@ def camera(
         max_frames=max_frames, max_pixels=max_pixels, quiet_native=not settings.verbose, stall_timeout=stall_timeout, reconnect_max=reconnect_max)
     summary = run_camera(bundle, config)
     typer.echo(format_summary(summary), err=True)  # the run's result: shown with -q too
+    lost = summary.get("events", {}).get("lost", 0)
+    if lost:  # classification went on, but the record is incomplete: a service manager must see a failure
+        why = summary["events"].get("error") or "write errors"
+        typer.echo(f"error: --events {events}: {lost} event line(s) could not be written ({why}); free space "
+                   "or pick another path", err=True)
+        raise typer.Exit(1)
