@@ -143,7 +143,7 @@ def test_manifest_disagreeing_with_the_model_is_refused(bundles, tmp_path: Path,
     (lambda d: d.pop("preprocess"), "missing key 'preprocess'"),
     (lambda d: d["model"].pop("sha256"), "missing key 'model.sha256'"),
     (lambda d: d.update(schema_version=7), "schema_version 7 is not supported"),
-    (lambda d: d["input"].update(dtype="int4"), "tensor dtype 'int4' is not supported"),
+    (lambda d: d["input"].update(dtype="int4"), "input.dtype: 'int4' is not supported"),
 ])
 def test_broken_manifest_names_the_field(bundles, tmp_path: Path, edit, says: str) -> None:
     b = _copy(bundles, "rgb32-float32", tmp_path / "b")
