@@ -50,10 +50,9 @@ def classify(
     from ..edge.files import classify_paths
     from ..edge.model import Classifier
     from ..edge.postprocess import SmoothConfig
-    from ..safetext import json_line_safe, printable
-
     from ..edge.runtime import check_threads
     from ..errors import UsageError
+    from ..safetext import json_line_safe, printable
 
     SmoothConfig(threshold=threshold)  # validates --threshold before loading anything
     check_threads(threads)
@@ -62,8 +61,6 @@ def classify(
     if max_pixels < 1:
         raise UsageError(f"--max-pixels {max_pixels}: expected 1 or more")
     if crop is not None and crop not in CROP_MODES:
-        from ..errors import UsageError
-
         raise UsageError(f"--crop {crop!r}: expected one of {', '.join(CROP_MODES)}")
     clf = Classifier.load(bundle, runtime, threads, crop, quiet=not settings.verbose)
     failed = 0
