@@ -28,6 +28,7 @@ CANDIDATES: dict[str, list[str]] = {
                                                                   "--patience", "100"],
     "edge-sep · camera aug + LS 0.1, pick by val loss": ["--arch", "edge-sep", "--select", "loss",
                                                          "--patience", "100"],
+    "edge · camera aug + LS 0.1, last epoch": ["--arch", "edge", "--select", "last"],
 }
 
 

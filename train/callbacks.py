@@ -30,10 +30,13 @@ class Best:
     epoch: int  # 1-based
 
     def beaten_by(self, accuracy: float, loss: float, select: str = "accuracy") -> bool:
-        """select=accuracy: higher validation accuracy wins, on a tie lower loss; select=loss: lower loss wins.
+        """select=accuracy: higher validation accuracy wins, on a tie lower loss; select=loss: lower loss wins;
+        select=last: every epoch wins (the final weights of the schedule are kept; no early stop).
 
         On a few validation subjects accuracy moves in steps of a whole subject and swings from epoch to
         epoch; the (label-smoothed) loss moves smoothly, so it picks a steadier epoch."""
+        if select == "last":
+            return True
         if select == "loss":
             return loss < self.loss
         return accuracy > self.accuracy or (accuracy == self.accuracy and loss < self.loss)
@@ -175,7 +178,7 @@ class Keeper:
         backup = f"backup-{epoch + 1}.keras"
         self._save_model(model, self.state_dir / backup)
         old = self.state.backup
-        stop = wait >= self.patience and epoch + 1 < self.epochs
+        stop = wait >= self.patience and epoch + 1 < self.epochs and self.select != "last"
         self.state = replace(self.state, epoch=epoch + 1, backup=backup, best=best, wait=wait,
                              history=self.state.history + (row,), stopped="early" if stop else None)
         self._save_state()

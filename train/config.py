@@ -16,7 +16,7 @@ DEFAULT_ARCH = "edge"
 DEFAULT_SIZES = (300, 150)
 SCHEDULES = ("cosine", "constant")
 AUGMENT_POLICIES = ("camera", "mild")
-SELECT = ("accuracy", "loss")
+SELECT = ("accuracy", "loss", "last")
 
 
 def _same_dir(a: str, b: str) -> bool:

@@ -40,7 +40,8 @@ def train(
                                                     help="Soften the targets (less over-confident). [default: 0.1]"),
     weight_decay: Optional[float] = typer.Option(None, "--weight-decay", help="Decoupled weight decay. [default: 0]"),
     select: Optional[str] = typer.Option(None, "--select", help="The validation figure that picks the kept epoch "
-                                         "and stops early: accuracy or loss. [default: accuracy]"),
+                                         "and stops early: accuracy, loss, or last (the schedule's final weights, no early stop). "
+                                         "[default: accuracy]"),
     arch: Optional[str] = typer.Option(None, "--arch", help="seed, course, edge, edge-s or edge-sep. [default: edge]"),
     size: Optional[List[int]] = typer.Option(None, "--size", help="Input size; repeat for several. [default: 300, 150]"),
     lr: Optional[float] = typer.Option(None, "--lr", help="RMSprop learning rate. [default: 0.001]"),
