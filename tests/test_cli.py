@@ -10,7 +10,7 @@ from edgeclf.cli import app
 
 from .conftest import REPO
 
-COMMANDS = ["train", "convert", "camera", "classify", "bench", "info"]
+COMMANDS = ["train", "convert", "camera", "classify", "eval", "bench", "info"]
 runner = CliRunner()
 
 
