@@ -7,11 +7,18 @@ allocated per frame.
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
 from edgeclf.bundle import TensorSpec
+from edgeclf.errors import EdgeclfError
 from edgeclf.preprocess import LETTERBOX_FILL, PreprocessSpec, center_crop_box, letterbox_pads
+
+try:  # the first cv2 import of classify, camera and info --check
+    import cv2
+except ImportError as e:  # 32-bit Pi OS: no armv7 OpenCV wheel on PyPI; it comes from apt (docs/pi.md)
+    raise EdgeclfError(f"OpenCV (cv2) cannot be imported ({e}); install `pip install opencv-python-headless`, "
+                       "or on 32-bit Pi OS `sudo apt install python3-opencv` and a venv made with "
+                       "--system-site-packages") from None
 
 _RESIZE = {"bilinear": cv2.INTER_LINEAR}
 _NP_DTYPES = {"float32": np.float32, "float16": np.float16, "uint8": np.uint8, "int8": np.int8}
