@@ -74,16 +74,17 @@ def list_sources() -> str:
 
 
 def quiet_opencv() -> None:
-    """Keep OpenCV's and FFmpeg's own warnings (tried backends, refused connections) off stderr; errors
-    still reach the user as one SourceError line. The CLI calls this unless -v."""
+    """Keep OpenCV's and FFmpeg's own messages (tried backends, refused connections, Debian's GStreamer
+    backend failing on a file) off stderr; errors still reach the user as one SourceError line. The CLI
+    calls this unless -v."""
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET, read when FFmpeg first opens
     import cv2
 
     logging_mod = getattr(getattr(cv2, "utils", None), "logging", None)
     if logging_mod is not None and hasattr(logging_mod, "setLogLevel"):
-        logging_mod.setLogLevel(logging_mod.LOG_LEVEL_ERROR)
+        logging_mod.setLogLevel(logging_mod.LOG_LEVEL_SILENT)
     elif hasattr(cv2, "setLogLevel"):
-        cv2.setLogLevel(2)  # 2 = ERROR in OpenCV's numbering
+        cv2.setLogLevel(0)  # 0 = SILENT in OpenCV's numbering
 
 
 def _picamera_module_available() -> bool:
