@@ -14,6 +14,7 @@ import pytest
 from edgeclf.edge.capture import LiveFeed
 from edgeclf.edge.events import EventWriter
 from edgeclf.edge.loop import CameraConfig, run_camera
+from edgeclf.edge.model import Classifier
 from edgeclf.edge.postprocess import SmoothConfig
 from edgeclf.errors import SourceError
 
@@ -87,11 +88,14 @@ def test_stop_event_ends_a_live_run_cleanly(bundles) -> None:
     stop = threading.Event()
     stream = io.StringIO()
     result = {}
+    # Loaded before the clock starts: on a slow CPU (a Pi Zero, or qemu in scripts/pi-check.sh) the first-load
+    # probe alone can outlast the join below.
+    clf = Classifier.load(bundles.path("rgb32-float32"))
 
     def run() -> None:
         result["summary"] = run_camera(bundles.path("rgb32-float32"), CameraConfig(source="fake"),
                                        events=EventWriter(stream=stream), source_factory=lambda: FakeCamera(device),
-                                       stop=stop)
+                                       stop=stop, classifier=clf)
 
     t = threading.Thread(target=run)
     t.start()
