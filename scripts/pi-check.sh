@@ -52,6 +52,9 @@ declare -A APT=(
   [armhf]="python3,python3-venv,python3-pip,ca-certificates,python3-numpy,python3-opencv"
 )
 declare -A EXTRA=([arm64]=edge [armhf]=tflite-runtime-system)
+# The CPU qemu emulates: a Pi 4's (Cortex-A72) and a Pi 2's (Cortex-A7), not qemu's default "max", whose
+# extra features no Pi has (with them XNNPACK's int8 kernels gave wrong answers under qemu 7.2).
+declare -A CPU=([arm64]=${EDGECLF_PI_CPU:-cortex-a72} [armhf]=${EDGECLF_PI_CPU:-cortex-a7})
 declare -A VENV_FLAGS=([arm64]="" [armhf]="--system-site-packages")
 # The interpreter each userland uses and the manifest's key for its verdict.
 declare -A RUNTIME=([arm64]=ai-edge-litert [armhf]=tflite-runtime-2.14)
@@ -84,9 +87,12 @@ done
 # ---- run a command inside a userland, in a private mount namespace -------------------------------------
 # in_root ROOT CMD...: /proc, /dev, resolv.conf, the host's CA bundle and the shared data set (read-only)
 # are mounted in a namespace of their own, so they vanish with it; the cache never holds a live mount.
+# /sys holds only the CPU list the interpreters' cpuinfo reads: the host's sysfs describes x86 CPUs (with it
+# ai-edge-litert 2.3.0 crashed), and without one cpuinfo prints errors on every start.
 in_root() {
-  local root=$1; shift
-  local -a env=(HOME=/root LANG=C.UTF-8 TERM=dumb PATH=/opt/edgeclf/bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin
+  local root=$1 base; shift
+  base=${root##*/}; base=${base#.build-}
+  local -a env=(QEMU_CPU="${CPU[${base%%-*}]}" HOME=/root LANG=C.UTF-8 TERM=dumb PATH=/opt/edgeclf/bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin
                 EDGECLF_SHARED_DATA=/root/shared PIP_DISABLE_PIP_VERSION_CHECK=1)
   [ -f "$HOST_CA" ] && env+=(PIP_CERT=/etc/ssl/host-ca.crt)
   local v; for v in http_proxy https_proxy no_proxy HTTP_PROXY HTTPS_PROXY NO_PROXY; do
@@ -95,7 +101,8 @@ in_root() {
   unshare --mount --propagation private -- /bin/bash -euc '
     r=$1 shared=$2 ca=$3; shift 3
     mount -t proc proc "$r/proc"
-    mount -t sysfs -o ro sysfs "$r/sys"   # the interpreters read the CPU list there, as on a Pi
+    mount -t tmpfs -o size=1m sys "$r/sys"; mkdir -p "$r/sys/devices/system/cpu"
+    echo "0-$(( $(nproc) - 1 ))" | tee "$r/sys/devices/system/cpu/possible" >"$r/sys/devices/system/cpu/present"
     mount --rbind /dev "$r/dev"
     touch "$r/etc/resolv.conf"; mount --bind /etc/resolv.conf "$r/etc/resolv.conf"
     if [ -f "$ca" ]; then touch "$r/etc/ssl/host-ca.crt"; mount --bind "$ca" "$r/etc/ssl/host-ca.crt"; fi
@@ -185,6 +192,37 @@ for cls in ("horses", "humans"):
         w.write(cv2.resize(cv2.imread(str(f), cv2.IMREAD_COLOR), (320, 240), interpolation=cv2.INTER_AREA))
 w.release()
 EOF
+# A 60 s clip (the same frames looped) for the service: long enough to be stopped mid-run.
+.venv/bin/python - "$DESK/clip.mp4" "$WORK/long.mp4" <<'EOF'
+import sys
+import cv2
+cap = cv2.VideoCapture(sys.argv[1])
+frames = [f for ok, f in iter(cap.read, (False, None))]
+w = cv2.VideoWriter(sys.argv[2], cv2.VideoWriter_fourcc(*"mp4v"), 10, (320, 240))
+for i in range(600):
+    w.write(frames[i % len(frames)])
+w.release()
+EOF
+# Every quantization kind edgeclf makes, of one small model, converted here: the armhf userland checks
+# the op-version verdict (`loads on tflite-runtime 2.14`) of each against the real armv7 tflite-runtime,
+# a dynamic-range model that it cannot load included.
+if [[ " ${ARCHES[*]} " == *" armhf "* ]]; then
+  TF_CPP_MIN_LOG_LEVEL=3 .venv/bin/python - "$WORK/variants" >"$WORK/variants.log" 2>&1 <<'EOF' \
+    || die "converting the verdict variants failed: $(tail -1 "$WORK/variants.log")"
+import sys
+from pathlib import Path
+import numpy as np
+from edgeclf.convert.export import convert_keras
+from edgeclf.convert.quantize import QuantizationKind as Q
+from tests.runfixture import tiny_model
+out = Path(sys.argv[1]); out.mkdir()
+calib = np.random.default_rng(0).random((8, 1, 24, 24, 3), dtype=np.float32)
+kinds = (Q.for_float32(), Q.for_float16(), Q.for_dynamic(), Q.for_int8("uint8", 8), Q.for_int8("int8", 8),
+         Q.for_int8("float32", 8))
+for kind, data in convert_keras(tiny_model(24, 2), 24, kinds, lambda: ([x] for x in calib)):
+    (out / f"{kind.label}.tflite").write_bytes(data)
+EOF
+fi
 CHECK_BUNDLES=$(cd "$BUNDLES" && ls -d */ | tr -d / | grep -v '^images$')
 IMAGES=(horse02-0.png horse24-0.png human01-10.png human17-30.png photo.jpg wide.png)
 desktop_answers() {  # the same commands on this machine, to compare with
@@ -251,6 +289,87 @@ sys.exit(1 if bad else 0)
 EOF
 )
 
+# The unit in deploy/, started by systemd in the arm64 userland (systemd-nspawn --boot; systemd runs under
+# qemu too). The container is volatile (a tmpfs over the cached userland) and checks itself: a oneshot unit
+# starts edgeclf-camera.service as shipped (no camera here: it must fail and be restarted), then with a
+# drop-in that reads a 60 s clip, stops it with systemctl, and writes what it saw to a bound folder.
+check_systemd() {
+  local root=$1 d=$WORK/systemd
+  if ! command -v systemd-nspawn >/dev/null; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q systemd-container >/dev/null 2>&1 \
+      || die "arm64: no systemd-nspawn here and apt-get could not install systemd-container"
+  fi
+  mkdir -p "$d/out"
+  printf '[Service]\nExecStart=\nExecStart=%s\n' "/home/pi/edgeclf/.venv/bin/edgeclf -q camera /home/pi/bundles/150-int8 \
+--source /home/pi/clip.mp4 --realtime --smooth 5 --events /var/log/edgeclf/events.jsonl" >"$d/clip.conf"
+  printf '[Unit]\nAfter=multi-user.target\n[Service]\nType=oneshot\nExecStart=/bin/bash /pi-check/check.sh\n' \
+    >"$d/edgeclf-check.service"
+  cat >"$d/check.sh" <<'EOS'
+exec >/pi-check/out/report.txt 2>&1
+u=edgeclf-camera.service
+show() { systemctl show $u -p ActiveState -p SubState -p Result -p NRestarts -p ExecMainStatus | sort | tr '\n' ' '; echo; }
+echo "== as shipped (--source 0, no camera here)"
+systemctl start $u
+for i in $(seq 60); do [ "$(systemctl show $u -p NRestarts --value)" -ge 1 ] && break; sleep 2; done
+show; journalctl -u $u -o cat --no-pager | grep -m1 'cameras here' | sed 's/^/journal: /'
+systemctl stop $u
+echo "== with a drop-in reading a clip (--realtime), stopped by systemctl"
+mkdir -p /run/systemd/system/$u.d && cp /pi-check/clip.conf /run/systemd/system/$u.d/ && systemctl daemon-reload
+rm -f /var/log/edgeclf/events.jsonl; systemctl reset-failed $u 2>/dev/null; systemctl start $u
+for i in $(seq 90); do grep -q '"change"' /var/log/edgeclf/events.jsonl 2>/dev/null && break; sleep 2; done
+sleep 3; show; systemctl stop $u; show
+cp /var/log/edgeclf/events.jsonl /pi-check/out/ 2>/dev/null
+stat -c 'events file owner: %U' /var/log/edgeclf/events.jsonl
+journalctl -u $u -o cat --no-pager | grep -m1 'frames in' | sed 's/^/journal: /'
+systemctl poweroff
+EOS
+  mkdir -p "$root/srv/edgeclf/.venv" "$d/cpu"
+  # The unit's User=pi, in the video group as on Pi OS (systemd-sysusers cannot set up its credentials here).
+  in_root "$root" /bin/sh -c 'id pi >/dev/null 2>&1 || useradd --create-home --groups video pi'
+  echo "0-$(( $(nproc) - 1 ))" | tee "$d/cpu/possible" >"$d/cpu/present"   # as in in_root
+  timeout -k 10 600 systemd-nspawn -q -D "$root" --volatile=overlay --register=no --keep-unit --boot \
+    --bind-ro="$root/srv/edgeclf:/home/pi/edgeclf" --bind-ro="$root/opt/edgeclf:/home/pi/edgeclf/.venv" \
+    --bind-ro="$root/srv/bundles/b48-int8:/home/pi/bundles/150-int8" --bind-ro="$WORK/long.mp4:/home/pi/clip.mp4" \
+    --bind-ro="$REPO/deploy/edgeclf-camera.service:/etc/systemd/system/edgeclf-camera.service" \
+    --bind-ro="$d/edgeclf-check.service:/etc/systemd/system/edgeclf-check.service" \
+    --bind-ro="$d/check.sh:/pi-check/check.sh" \
+    --bind-ro="$d/clip.conf:/pi-check/clip.conf" --bind="$d/out:/pi-check/out" \
+    --bind-ro="$d/cpu:/sys/devices/system/cpu" --setenv=QEMU_CPU="${CPU[arm64]}" \
+    systemd.wants=edgeclf-check.service systemd.setenv=QEMU_CPU="${CPU[arm64]}" >"$d/boot.log" 2>&1 || true
+  [ -s "$d/out/report.txt" ] || { tail -20 "$d/boot.log"; die "arm64: systemd in the userland did not run the check (boot log above)"; }
+  sed 's/^/   /' "$d/out/report.txt"
+  grep -q 'NRestarts=[1-9]' "$d/out/report.txt" || die "arm64: the unit without a camera was not restarted"
+  grep -q '^journal: .*cameras here' "$d/out/report.txt" || die "arm64: the unit's failure did not reach the journal"
+  grep -q 'ActiveState=inactive ExecMainStatus=0 .*Result=success SubState=dead' "$d/out/report.txt" \
+    || die "arm64: systemctl stop did not end the clip run cleanly (exit 0)"
+  grep -q '"event": "summary"' "$d/out/events.jsonl" || die "arm64: the events file has no summary after stop"
+  say "arm64: systemd: deploy/edgeclf-camera.service started, restarted without a camera, stopped cleanly on a clip"
+}
+
+# Each variant's op-version verdict (edgeclf.tflite_ops, what `edgeclf convert` writes into the manifest)
+# against a real tflite-runtime load + invoke; at least one must be a "does not load".
+VARIANT_VERDICTS=$(cat <<'EOF'
+import subprocess, sys
+from pathlib import Path
+from edgeclf.tflite_ops import tflite_runtime_214_verdict
+load = ("import sys, numpy as np; from tflite_runtime.interpreter import Interpreter; i = Interpreter(model_path=sys.argv[1]); "
+        "i.allocate_tensors(); d = i.get_input_details()[0]; i.set_tensor(d['index'], np.zeros(d['shape'], d['dtype'])); "
+        "i.invoke()")
+bad, refused = 0, 0
+for p in sorted(Path(sys.argv[1]).glob("*.tflite")):
+    v = tflite_runtime_214_verdict(p.read_bytes())
+    r = subprocess.run([sys.executable, "-c", load, str(p)], capture_output=True, text=True)
+    real = r.returncode == 0
+    refused += not real
+    bad += v.loads != real
+    why = "" if real else " (" + (r.stderr.strip().splitlines() or ["signal %d" % -r.returncode])[-1][:120] + ")"
+    print(f"{'agree' if v.loads == real else 'DISAGREE'}: {p.stem}: verdict loads={v.loads}, real tflite-runtime: {real}{why}")
+if not refused:
+    print("DISAGREE: no variant was refused, so the check proved nothing about the refusals")
+sys.exit(1 if bad or not refused else 0)
+EOF
+)
+
 check_arch() {
   local arch=$1 key root out t0 lock
   key=$(cache_key "$arch")
@@ -264,30 +383,36 @@ check_arch() {
     build "$arch" "$root"
   fi
   t0=$(date +%s)
-  out=$WORK/$arch; mkdir -p "$out"
+  out=$CACHE/last-run/$arch; rm -rf "$out"; mkdir -p "$out"   # kept after the run, for reading
   # This run's checkout, bundles and clip; edgeclf installed editable over the cached dependencies.
-  copy_checkout "$root/root/edgeclf"
-  rm -rf "$root/root/bundles" "$root/root/run"; mkdir -p "$root/root/run"
-  cp -a "$BUNDLES" "$root/root/bundles"; cp "$DESK/clip.mp4" "$root/root/run/"
+  copy_checkout "$root/srv/edgeclf"
+  rm -rf "$root/srv/bundles" "$root/srv/run"; mkdir -p "$root/srv/run"
+  cp -a "$BUNDLES" "$root/srv/bundles"; cp "$DESK/clip.mp4" "$root/srv/run/"
+  rm -rf "$root/srv/variants"; if [ -d "$WORK/variants" ]; then cp -a "$WORK/variants" "$root/srv/variants"; fi
   in_root "$root" /opt/edgeclf/bin/pip install --quiet --no-deps --no-build-isolation --disable-pip-version-check \
-    -e /root/edgeclf >"$out/install.log" 2>&1 || die "$arch: pip install -e (no deps) failed: $(tail -1 "$out/install.log")"
+    -e /srv/edgeclf >"$out/install.log" 2>&1 || die "$arch: pip install -e (no deps) failed: $(tail -1 "$out/install.log")"
   say "$arch: $(in_root "$root" sh -c '. /etc/os-release; echo "$PRETTY_NAME, $(uname -m), $(python3 --version)"')"
   say "$arch: pytest tests/edge (EDGECLF_TFL_FIXTURES=desktop bundles)"
-  in_root "$root" /bin/sh -c 'cd /root/edgeclf && EDGECLF_TFL_FIXTURES=/root/bundles EDGECLF_CACHE=/root/run/cache \
+  in_root "$root" /bin/sh -c 'cd /srv/edgeclf && EDGECLF_TFL_FIXTURES=/srv/bundles EDGECLF_CACHE=/srv/run/cache \
       python -m pytest -q -p no:cacheprovider -p no:xdist tests/edge' >"$out/pytest.log" 2>&1 \
     || { tail -40 "$out/pytest.log"; die "$arch: the edge suite failed (above)"; }
   tail -3 "$out/pytest.log"
   say "$arch: edgeclf info --check, classify, camera --source clip.mp4 on: $(echo $CHECK_BUNDLES)"
-  in_root "$root" /bin/sh -ec "export EDGECLF_CACHE=/root/run/cache; cd /root/bundles/images
+  in_root "$root" /bin/sh -ec "export EDGECLF_CACHE=/srv/run/cache; cd /srv/bundles/images
     for b in $(echo $CHECK_BUNDLES); do
-      edgeclf -q info /root/bundles/\$b --check >/root/run/\$b.info
-      edgeclf -q classify /root/bundles/\$b ${IMAGES[*]} --json >/root/run/\$b.classify.jsonl
-      edgeclf -q camera /root/bundles/\$b --source /root/run/clip.mp4 --events /root/run/\$b.events.jsonl 2>/dev/null
+      edgeclf -q info /srv/bundles/\$b --check >/srv/run/\$b.info
+      edgeclf -q classify /srv/bundles/\$b ${IMAGES[*]} --json >/srv/run/\$b.classify.jsonl
+      edgeclf -q camera /srv/bundles/\$b --source /srv/run/clip.mp4 --events /srv/run/\$b.events.jsonl 2>/dev/null
     done" || die "$arch: an edgeclf command failed (above)"
-  python3 -c "$COMPARE" "$DESK" "$root/root/run" "$CHECK_BUNDLES" || die "$arch: answers differ from the desktop's"
+  python3 -c "$COMPARE" "$DESK" "$root/srv/run" "$CHECK_BUNDLES" || die "$arch: answers differ from the desktop's"
   say "$arch: manifest verdicts for ${RUNTIME[$arch]} against a real load"
-  in_root "$root" python -c "$VERDICTS" "${RUNTIME[$arch]}" /root/bundles "$CHECK_BUNDLES" \
+  in_root "$root" python -c "$VERDICTS" "${RUNTIME[$arch]}" /srv/bundles "$CHECK_BUNDLES" \
     || die "$arch: a manifest verdict disagrees with the real ${RUNTIME[$arch]}"
+  if [ "$arch" = armhf ]; then
+    say "armhf: op-version verdicts of every quantization kind against the real tflite-runtime 2.14"
+    in_root "$root" python -c "$VARIANT_VERDICTS" /srv/variants || die "armhf: a tflite-runtime 2.14 verdict is wrong"
+  fi
+  if [ "$arch" = arm64 ]; then check_systemd "$root"; fi
   say "$arch: versions: $(grep -iE '^(numpy|opencv-python-headless|ai-edge-litert|tflite-runtime|pytest)==' \
     "$root/opt/edgeclf-freeze.txt" | tr '\n' ' ')$(grep -E '^(python3|python3-numpy|python3-opencv) ' \
     "$root/opt/edgeclf-dpkg.txt" | tr '\n' ' ')"

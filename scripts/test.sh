@@ -32,7 +32,7 @@ echo "== test bundles (tests/make_bundles.py) -> $EDGECLF_TFL_FIXTURES"
 .venv/bin/python -m tests.make_bundles "$EDGECLF_TFL_FIXTURES"
 
 echo "== pytest (.venv: TensorFlow, ai-edge-litert)"
-.venv/bin/python -m pytest -n 2 --dist loadgroup "$@"
+.venv/bin/python -m pytest -n 2 --dist loadgroup -m "not pi" "$@"
 
 if [ -n "$TFL_PY" ]; then
   echo "== pytest -m tflite_runtime (.venv-tflite: tflite-runtime 2.14, numpy<2, no TensorFlow)"
@@ -44,4 +44,13 @@ if [ -n "$TFL_PY" ]; then
   if [ "$rc" -ne 0 ]; then exit "$rc"; fi
 else
   echo "no Python 3.9-3.11 here: skipped the tflite-runtime 2.14 venv" >&2
+fi
+
+# The Pi's own software: Debian 12 arm64 and armhf userlands under qemu (scripts/pi-check.sh, docs/pi.md).
+# Built cold, both take about 25 min on 2 cores, so this runs when EDGECLF_PI_CHECK=1 or when they are cached.
+if [ "${EDGECLF_PI_CHECK:-}" = 1 ] || compgen -G "${EDGECLF_PI_CACHE:-/var/cache/edgeclf-pi}/arm*/opt/edgeclf-built" >/dev/null; then
+  echo "== pytest -m pi (scripts/pi-check.sh: Debian 12 arm64 and armhf under qemu)"
+  EDGECLF_PI_CHECK=1 .venv/bin/python -m pytest -m pi -p no:cacheprovider tests/test_pi_userlands.py
+else
+  echo "== Pi userlands skipped: none cached; EDGECLF_PI_CHECK=1 scripts/test.sh builds them (about 25 min cold)" >&2
 fi
