@@ -56,7 +56,9 @@ class TrainConfig:
     warm_epochs: int = 10  # epochs for a warm-started size (it starts from a trained model)
     label_smoothing: float = 0.1  # targets 0.05/0.95: less over-confident scores on subjects never seen
     weight_decay: float = 0.0  # decoupled weight decay of the optimizer
-    select: str = "accuracy"  # which validation figure picks the kept epoch (and stops early): accuracy or loss
+    # Which validation figure keeps an epoch (and stops early). "last", the schedule's final weights, won the
+    # group CV (docs/training.md): a few validation subjects make accuracy and loss jump from epoch to epoch.
+    select: str = "last"
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHS:

@@ -41,7 +41,7 @@ def train(
     weight_decay: Optional[float] = typer.Option(None, "--weight-decay", help="Decoupled weight decay. [default: 0]"),
     select: Optional[str] = typer.Option(None, "--select", help="The validation figure that picks the kept epoch "
                                          "and stops early: accuracy, loss, or last (the schedule's final weights, no early stop). "
-                                         "[default: accuracy]"),
+                                         "[default: last]"),
     arch: Optional[str] = typer.Option(None, "--arch", help="seed, course, edge, edge-s or edge-sep. [default: edge]"),
     size: Optional[List[int]] = typer.Option(None, "--size", help="Input size; repeat for several. [default: 300, 150]"),
     lr: Optional[float] = typer.Option(None, "--lr", help="RMSprop learning rate. [default: 0.001]"),
