@@ -21,7 +21,6 @@ from edgeclf.errors import EdgeclfError, UsageError
 
 log = logging.getLogger(__name__)
 
-LOCK_FILE = ".convert.lock"
 # mkstemp/mkdtemp names: ".<target>.<8 random chars>.tmp" (+ the target's suffix for files) or ".old"
 _LEFTOVER = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}\.(?P<kind>tmp|old)(\.[^.]*)?$")
 
@@ -51,22 +50,11 @@ def check_writable(out: Path, what: str, need_bytes: int = 0) -> None:
 @contextlib.contextmanager
 def locked(out: Path) -> Iterator[None]:
     """Hold an exclusive lock on `out` (released by the kernel even on SIGKILL), then tidy leftovers."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: no flock; skip the tidy-up rather than risk another writer's files
-        yield
-        return
-    fh = open(out / LOCK_FILE, "a+")
-    try:
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise EdgeclfError(f"{out}: another `edgeclf convert` is writing bundles here; "
-                               "wait for it to finish") from None
+    from edgeclf.dirlock import exclusive
+
+    with exclusive(out, "`edgeclf convert` is writing bundles here"):
         tidy_leftovers(out)
         yield
-    finally:
-        fh.close()
 
 
 def tidy_leftovers(out: Path) -> list[str]:

@@ -47,7 +47,7 @@ def test_sigkill_mid_epoch_then_resume(tmp_path: Path) -> None:
     out = tmp_path / "run"
     size, epochs = 96, 6
     cmd = [sys.executable, "-m", "edgeclf", "-q", "train", str(data), "--out", str(out), "--size", str(size),
-           "--epochs", str(epochs), "--batch-size", "4", "--patience", "50", "--no-augment"]
+           "--epochs", str(epochs), "--batch-size", "4", "--patience", "50", "--no-augment", "--select", "accuracy"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     state_file = out / "state" / str(size) / "state.json"
     try:
@@ -77,17 +77,17 @@ def test_sigkill_mid_epoch_then_resume(tmp_path: Path) -> None:
     assert [int(x["epoch"]) for x in rows] == list(range(1, epochs + 1))
     metrics = json.loads((out / "metrics.json").read_text())["sizes"][str(size)]
     val_acc = [float(x["val_accuracy"]) for x in rows]
-    assert metrics["accuracy"] >= best_before and metrics["accuracy"] == pytest.approx(max(val_acc), abs=1e-4)
+    assert metrics["val_accuracy"] >= best_before and metrics["val_accuracy"] == pytest.approx(max(val_acc), abs=1e-4)
     # The kept model is the best epoch: highest val_accuracy, ties to the lower val_loss.
     ranked = max(rows, key=lambda x: (float(x["val_accuracy"]), -float(x["val_loss"])))
     assert metrics["best_epoch"] == int(ranked["epoch"])
     assert RunDir(out).read_info().models[size].file == f"models/{size}.keras"
-    assert not [f for f in out.rglob(".*")] and not list(out.rglob("backup-*.keras"))
+    assert not [f for f in out.rglob(".*") if f.name != ".edgeclf.lock"] and not list(out.rglob("backup-*.keras"))
     _complete_files(out)
 
 
 def test_absurd_lr_stops_with_a_clear_message(tmp_path: Path) -> None:
-    data = write_color_folders(tmp_path / "d", n_per_class=6, size=32)
+    data = write_color_folders(tmp_path / "d", n_per_class=9, size=32)
     r = runner.invoke(app, ["train", str(data), "--out", str(tmp_path / "run"), "--size", "32", "--epochs", "3",
                             "--lr", "1e30", "--no-augment"])
     assert r.exit_code == 1 and "Traceback" not in r.output
@@ -136,3 +136,30 @@ def test_divergence_after_a_good_epoch_keeps_the_good_model(tmp_path: Path) -> N
     saved = json.loads((tmp_path / "state" / "state.json").read_text())
     assert saved["status"] == "diverged" and saved["backup"] == "backup-1.keras"
     assert os.path.exists(tmp_path / "state" / "backup-1.keras")
+
+
+def test_a_train_that_fails_before_training_leaves_no_run_directory(tmp_path: Path) -> None:
+    few = write_color_folders(tmp_path / "few", n_per_class=6, size=32)  # 2 subjects a class: no 3-way split
+    out = tmp_path / "run"
+    r = runner.invoke(app, ["train", str(few), "--out", str(out), "--size", "32", "--epochs", "1", "--no-augment"])
+    assert r.exit_code != 0 and "needs at least 3" in r.output and "Traceback" not in r.output
+    assert not out.exists()  # --out can be used again, and there is nothing for --resume to repeat
+    enough = write_color_folders(tmp_path / "enough", n_per_class=9, size=32)
+    r = runner.invoke(app, ["train", str(enough), "--out", str(out), "--size", "32", "--epochs", "1", "--no-augment"])
+    assert r.exit_code == 0, r.output
+
+
+def test_a_second_writer_of_one_run_is_refused(tmp_path: Path) -> None:
+    from edgeclf.dirlock import exclusive
+
+    data = write_color_folders(tmp_path / "d", n_per_class=9, size=32)
+    out = tmp_path / "run"
+    r = runner.invoke(app, ["train", str(data), "--out", str(out), "--size", "32", "--epochs", "1", "--no-augment"])
+    assert r.exit_code == 0, r.output
+    before = (out / "metrics.json").read_text()
+    with exclusive(out, "holder"):  # another process's lock: a flock on its own open file
+        r = runner.invoke(app, ["train", "--resume", str(out)])
+    assert r.exit_code != 0 and "another `edgeclf train` is writing this run" in r.output
+    assert (out / "metrics.json").read_text() == before
+    r = runner.invoke(app, ["train", "--resume", str(out)])  # released: resume works again
+    assert r.exit_code == 0 and "nothing to resume" in r.output, r.output

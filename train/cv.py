@@ -41,7 +41,7 @@ def _mean_sd(values: list[float]) -> tuple[float, float]:
 
 def cross_validate(cfg: TrainConfig, k: int, progress: bool = False) -> CVResult:
     from edgeclf.train.distribute import resolve_strategy
-    from edgeclf.train.run import _load_data, _prepare_out, _train_sizes, _write_data_files
+    from edgeclf.train.run import _load_data, _prepare_out, _train_sizes, _write_data_files, resolved
     from edgeclf.train.split import cv_folds
 
     t0 = time.perf_counter()
@@ -49,8 +49,7 @@ def cross_validate(cfg: TrainConfig, k: int, progress: bool = False) -> CVResult
         from edgeclf.errors import UsageError
 
         raise UsageError("--cv makes its own test folds; drop --test-dir (or drop --cv to train once)")
-    cfg = cfg.with_(data_dir=str(Path(cfg.data_dir).resolve()),
-                    validation_dir=str(Path(cfg.validation_dir).resolve()) if cfg.validation_dir else None)
+    cfg = resolved(cfg)
     out = _prepare_out(cfg)
     cfg = cfg.with_(out=str(out))
     strategy = resolve_strategy(cfg.strategy)

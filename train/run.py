@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from edgeclf.atomic import write_json, write_text
-from edgeclf.errors import DataError, RunError, UsageError
+from edgeclf.dirlock import exclusive
+from edgeclf.errors import DataError, EdgeclfError, RunError, UsageError
 from edgeclf.preprocess import PreprocessSpec
 from edgeclf.rundir import RUN_FILE, RunDir, RunInfo, RunModel, Split
 from edgeclf.train.archs import get_arch
@@ -229,19 +230,35 @@ def train(cfg: TrainConfig, progress: bool = False) -> TrainResult:
     return result if role.chief else replace(result, worker=role.describe())
 
 
-def _train(cfg: TrainConfig, progress: bool, scratch: Path | None) -> TrainResult:
-    from edgeclf.train.distribute import resolve_strategy
+def resolved(cfg: TrainConfig) -> TrainConfig:
+    """The config with absolute data folders (the run directory records where its images are)."""
+    return cfg.with_(data_dir=str(Path(cfg.data_dir).resolve()),
+                     validation_dir=str(Path(cfg.validation_dir).resolve()) if cfg.validation_dir else None,
+                     test_dir=str(Path(cfg.test_dir).resolve()) if cfg.test_dir else None)
 
+
+def _train(cfg: TrainConfig, progress: bool, scratch: Path | None) -> TrainResult:
     t0 = time.perf_counter()
-    cfg = cfg.with_(data_dir=str(Path(cfg.data_dir).resolve()),
-                    validation_dir=str(Path(cfg.validation_dir).resolve()) if cfg.validation_dir else None)
+    cfg = resolved(cfg)
     out = _prepare_out(cfg if scratch is None else cfg.with_(out=str(scratch / "run")))
     cfg = cfg.with_(out=str(out))
+    with exclusive(out, "`edgeclf train` is writing this run"):
+        return _train_locked(cfg, progress, out, t0)
+
+
+def _train_locked(cfg: TrainConfig, progress: bool, out: Path, t0: float) -> TrainResult:
+    from edgeclf.train.distribute import resolve_strategy
+
     run = RunDir(out)
     strategy = resolve_strategy(cfg.strategy)  # before TensorFlow runs anything: multi-worker sets it up first
-    data = _load_data(cfg, progress)
+    try:
+        data = _load_data(cfg, progress)
+        split, why = _split(cfg, data)
+    except EdgeclfError:
+        # Nothing was trained: leave no run directory behind to block --out or make --resume repeat the error.
+        shutil.rmtree(out, ignore_errors=True)
+        raise
     ds = data.ds
-    split, why = _split(cfg, data)
     log.info("%s: %d classes %s, %d images (%d train, %d validation, %d test); %s", cfg.data_dir, len(ds.labels),
              list(ds.labels), len(ds.items), len(split.train), len(split.val), len(split.test), why)
     _write_data_files(run, data, split, why)
@@ -279,6 +296,12 @@ def resume(run_dir: Path, progress: bool = False) -> TrainResult:
 
 
 def _resume(run_dir: Path, progress: bool) -> TrainResult:
+    with exclusive(run_dir, "`edgeclf train` is writing this run (two --resume of one run would mix their "
+                            "histories)"):
+        return _resume_locked(run_dir, progress)
+
+
+def _resume_locked(run_dir: Path, progress: bool) -> TrainResult:
     from edgeclf.train.distribute import resolve_strategy
 
     t0 = time.perf_counter()
