@@ -317,11 +317,11 @@ echo "== with a drop-in reading a clip (--realtime), stopped by systemctl"
 mkdir -p /run/systemd/system/$u.d && cp /pi-check/clip.conf /run/systemd/system/$u.d/ && systemctl daemon-reload
 rm -f /var/log/edgeclf/events.jsonl; systemctl reset-failed $u 2>/dev/null; systemctl start $u
 for i in $(seq 90); do grep -q '"change"' /var/log/edgeclf/events.jsonl 2>/dev/null && break; sleep 2; done
-sleep 3; show; systemctl stop $u; show
+sleep 3; echo "before stop: $(show)"; systemctl stop $u; echo "after stop: $(show)"
 cp /var/log/edgeclf/events.jsonl /pi-check/out/ 2>/dev/null
 stat -c 'events file owner: %U' /var/log/edgeclf/events.jsonl
 journalctl -u $u -o cat --no-pager | grep -m1 'frames in' | sed 's/^/journal: /'
-systemctl poweroff
+systemctl start --no-block poweroff.target
 EOS
   mkdir -p "$root/srv/edgeclf/.venv" "$d/cpu"
   # The unit's User=pi, in the video group as on Pi OS (systemd-sysusers cannot set up its credentials here).
@@ -340,7 +340,9 @@ EOS
   sed 's/^/   /' "$d/out/report.txt"
   grep -q 'NRestarts=[1-9]' "$d/out/report.txt" || die "arm64: the unit without a camera was not restarted"
   grep -q '^journal: .*cameras here' "$d/out/report.txt" || die "arm64: the unit's failure did not reach the journal"
-  grep -q 'ActiveState=inactive ExecMainStatus=0 .*Result=success SubState=dead' "$d/out/report.txt" \
+  grep -q '^before stop: ActiveState=active .*SubState=running' "$d/out/report.txt" \
+    || die "arm64: the unit with a clip was not running"
+  grep -q '^after stop: ActiveState=inactive ExecMainStatus=0 .*Result=success SubState=dead' "$d/out/report.txt" \
     || die "arm64: systemctl stop did not end the clip run cleanly (exit 0)"
   grep -q '"event": "summary"' "$d/out/events.jsonl" || die "arm64: the events file has no summary after stop"
   say "arm64: systemd: deploy/edgeclf-camera.service started, restarted without a camera, stopped cleanly on a clip"
@@ -362,7 +364,8 @@ for p in sorted(Path(sys.argv[1]).glob("*.tflite")):
     real = r.returncode == 0
     refused += not real
     bad += v.loads != real
-    why = "" if real else " (" + (r.stderr.strip().splitlines() or ["signal %d" % -r.returncode])[-1][:120] + ")"
+    lines = [ln for ln in r.stderr.splitlines() if "find op" in ln] or r.stderr.strip().splitlines()
+    why = "" if real else " (" + (lines or ["signal %d" % -r.returncode])[-1][:120] + ")"
     print(f"{'agree' if v.loads == real else 'DISAGREE'}: {p.stem}: verdict loads={v.loads}, real tflite-runtime: {real}{why}")
 if not refused:
     print("DISAGREE: no variant was refused, so the check proved nothing about the refusals")

@@ -47,10 +47,10 @@ else
 fi
 
 # The Pi's own software: Debian 12 arm64 and armhf userlands under qemu (scripts/pi-check.sh, docs/pi.md).
-# Built cold, both take about 25 min on 2 cores, so this runs when EDGECLF_PI_CHECK=1 or when they are cached.
+# Building both takes about 22 min on 2 cores, running them 10, so this runs when EDGECLF_PI_CHECK=1 or when cached.
 if [ "${EDGECLF_PI_CHECK:-}" = 1 ] || compgen -G "${EDGECLF_PI_CACHE:-/var/cache/edgeclf-pi}/arm*/opt/edgeclf-built" >/dev/null; then
   echo "== pytest -m pi (scripts/pi-check.sh: Debian 12 arm64 and armhf under qemu)"
   EDGECLF_PI_CHECK=1 .venv/bin/python -m pytest -m pi -p no:cacheprovider tests/test_pi_userlands.py
 else
-  echo "== Pi userlands skipped: none cached; EDGECLF_PI_CHECK=1 scripts/test.sh builds them (about 25 min cold)" >&2
+  echo "== Pi userlands skipped: none cached; EDGECLF_PI_CHECK=1 scripts/test.sh builds them (about 22 min)" >&2
 fi
