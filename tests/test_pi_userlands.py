@@ -52,3 +52,14 @@ def test_missing_opencv_is_one_line_naming_the_fix(tmp_path: Path, tmp_path_fact
     assert r.returncode != 0
     assert len(lines) == 1, r.stderr
     assert "cv2" in lines[0] and "python3-opencv" in lines[0] and "opencv-python-headless" in lines[0]
+
+
+def test_where_it_cannot_run_it_says_why_in_one_line() -> None:
+    """Without root (here: dropped to nobody) the script exits 77 with one line; the pi test skips on it."""
+    cmd = ["bash", str(SCRIPT), "arm64"]
+    if os.geteuid() == 0:
+        cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *cmd]
+    r = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert r.returncode == CANNOT_RUN, r.stdout + r.stderr
+    assert r.stderr.splitlines() == ["pi-check: cannot run here: needs root (debootstrap, chroot, binfmt_misc); "
+                                     "run it as root"]
