@@ -29,6 +29,7 @@ CANDIDATES: dict[str, list[str]] = {
     "edge-sep · camera aug + LS 0.1, pick by val loss": ["--arch", "edge-sep", "--select", "loss",
                                                          "--patience", "100"],
     "edge · camera aug + LS 0.1, last epoch": ["--arch", "edge", "--select", "last"],
+    "edge · wide camera aug + LS 0.1, last epoch": ["--arch", "edge", "--select", "last", "--augment-policy", "wide"],
 }
 
 

@@ -37,6 +37,12 @@ class AugmentSpec:
     p_blur: float = 0.25  # a 5-tap Gaussian blur, sigma in [0.5, 1.5] px
 
     @classmethod
+    def wide(cls) -> "AugmentSpec":
+        """`camera` with the framing a 4:3 camera gives after the centre crop: the subject down to 45 % of the
+        side and up to a quarter of it out of the input at an edge."""
+        return cls(zoom_out=0.45, shift=0.25)
+
+    @classmethod
     def mild(cls) -> "AugmentSpec":
         """edgeclf 0.1's augmentation: flip, +-10 deg, +-12 % zoom, +-8 % shift, light brightness/contrast."""
         return cls(zoom_out=0.88, zoom_in=1.12, p_zoom_out=0.5, shift=0.08, brightness=0.12, contrast=0.15,

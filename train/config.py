@@ -15,7 +15,7 @@ from edgeclf.train.split import DEFAULT_GROUP_PATTERN, SPLIT_MODES
 DEFAULT_ARCH = "edge"
 DEFAULT_SIZES = (300, 150)
 SCHEDULES = ("cosine", "constant")
-AUGMENT_POLICIES = ("camera", "mild")
+AUGMENT_POLICIES = ("camera", "wide", "mild")
 SELECT = ("accuracy", "loss", "last")
 
 

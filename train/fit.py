@@ -49,7 +49,7 @@ class SizeJob:
 def augment_spec(cfg: TrainConfig) -> AugmentSpec | None:
     if not cfg.augment:
         return None
-    return {"camera": AugmentSpec(), "mild": AugmentSpec.mild()}[cfg.augment_policy]
+    return {"camera": AugmentSpec(), "wide": AugmentSpec.wide(), "mild": AugmentSpec.mild()}[cfg.augment_policy]
 
 
 def test_metrics(model: Any, job: SizeJob, spec: PreprocessSpec, cache: bool) -> dict[str, Any]:
