@@ -69,13 +69,6 @@ class _Variant:
     error: str = ""
 
 
-def decide(scores: np.ndarray, task: str) -> int:
-    """Label index of a Keras output: the sigmoid's 1 at >= 0.5 for a binary task, the arg-max otherwise."""
-    if task == "binary":
-        return int(scores[0] >= 0.5)
-    return int(np.argmax(scores))
-
-
 def _percentiles(samples_ms: Sequence[float]) -> tuple[float, float]:
     a = np.asarray(samples_ms, np.float64)
     return float(np.percentile(a, 50)), float(np.percentile(a, 95))

@@ -318,7 +318,7 @@ def keras_decisions(run: Path, sizes: set[int], files: Sequence[tuple[str, str]]
     import numpy as np
 
     from edgeclf.bundle import TensorSpec
-    from edgeclf.bench.measure import decide
+    from edgeclf.metrics import decide
     from edgeclf.edge.preprocess import Preprocessor
     from edgeclf.imageio import read_bgr
 
@@ -335,7 +335,7 @@ def keras_decisions(run: Path, sizes: set[int], files: Sequence[tuple[str, str]]
         pre = Preprocessor(rm.preprocess, TensorSpec("float32"))
         batch = np.concatenate([pre(img).copy() for img in images])
         probs = model.predict(batch, batch_size=16, verbose=0)
-        dec = [info.labels[decide(p.reshape(-1), info.task)] for p in probs]
+        dec = [info.labels[i] for i in decide(np.asarray(probs).reshape(len(probs), -1))]
         decisions[size] = dec
         accuracy[size] = sum(a == b for a, b in zip(dec, truth)) / len(dec)
     if not decisions:

@@ -41,10 +41,10 @@ class Metrics:
 
 
 def decisions(probs: np.ndarray, task: str) -> np.ndarray:
-    """Class indices from probabilities: sigmoid >= 0.5 is labels[1] (binary), else argmax."""
-    if task == "binary":
-        return (probs[:, 0] >= 0.5).astype(np.int64)
-    return np.argmax(probs, axis=1).astype(np.int64)
+    """Class indices from probabilities (`edgeclf.metrics.decide`: sigmoid >= 0.5 is labels[1], else argmax)."""
+    from edgeclf.metrics import decide
+
+    return decide(probs)
 
 
 def keras_probs(model: Any, x: np.ndarray, batch: int = 32, quiet: bool = True) -> np.ndarray:

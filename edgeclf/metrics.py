@@ -91,12 +91,14 @@ def bootstrap_interval(correct: Sequence[bool] | np.ndarray, groups: Sequence[st
                     not note, note)
 
 
-def decide(probs: np.ndarray, n_classes: int) -> np.ndarray:
-    """Class index per row: sigmoid >= 0.5 is the second class for two classes, argmax for more."""
+def decide(probs: np.ndarray, n_classes: int | None = None) -> np.ndarray:
+    """Class index per row of model outputs, the one rule every part uses: a single sigmoid >= 0.5 is the
+    second label (binary), otherwise the arg-max. `n_classes` is accepted for clarity; the shape decides."""
     p = np.asarray(probs, dtype=np.float64)
-    if n_classes == 2 and p.reshape(len(p), -1).shape[1] == 1:
-        return (p.reshape(-1) >= 0.5).astype(np.int64)
-    return p.reshape(len(p), -1).argmax(axis=1).astype(np.int64)
+    p = p.reshape(len(p), -1)
+    if p.shape[1] == 1:
+        return (p[:, 0] >= 0.5).astype(np.int64)
+    return p.argmax(axis=1).astype(np.int64)
 
 
 def class_probs(probs: np.ndarray, n_classes: int) -> np.ndarray:

@@ -65,20 +65,13 @@ def _confusion_png(r: EvalReport, path: Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
+    from edgeclf.plots import draw_confusion
 
-    cm = np.asarray(r.evaluation.confusion)
     labels = r.evaluation.labels
     fig, ax = plt.subplots(figsize=(1.2 + 0.6 * len(labels), 1.0 + 0.6 * len(labels)))
-    ax.imshow(cm, cmap="Blues")
-    for (i, j), v in np.ndenumerate(cm):
-        ax.text(j, i, str(v), ha="center", va="center", color="white" if v > cm.max() / 2 else "black")
-    ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
-    ax.set_yticks(range(len(labels)), labels)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
     t = r.evaluation.top1
-    ax.set_title(f"top-1 {t.accuracy:.3f} [{t.low:.2f}, {t.high:.2f}], {t.n_groups} groups")
+    draw_confusion(ax, r.evaluation.confusion, labels,
+                   f"top-1 {t.accuracy:.3f} [{t.low:.2f}, {t.high:.2f}], {t.n_groups} groups")
     fig.tight_layout()
     _save(fig, path)
     plt.close(fig)

@@ -8,13 +8,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from edgeclf.atomic import atomic_path
-
-
-def predict_labels(probs: np.ndarray, n_classes: int) -> np.ndarray:
-    """Class index per row: sigmoid > 0.5 for two classes, argmax for more."""
-    if n_classes == 2:
-        return (probs.reshape(-1) > 0.5).astype(np.int64)
-    return probs.argmax(axis=-1).astype(np.int64)
+from edgeclf.metrics import decide
+from edgeclf.plots import draw_confusion
 
 
 def log_loss(probs: np.ndarray, y: np.ndarray, n_classes: int) -> float:
@@ -30,7 +25,7 @@ def classification_metrics(probs: np.ndarray, y: Sequence[int], labels: Sequence
     """Accuracy, log loss, per-class precision/recall and the confusion matrix (rows: truth)."""
     y = np.asarray(y, np.int64)
     n = len(labels)
-    pred = predict_labels(probs, n)
+    pred = decide(probs, n)
     cm = np.zeros((n, n), np.int64)
     np.add.at(cm, (y, pred), 1)
     per_class = {}
@@ -83,15 +78,8 @@ def plot_confusion(metrics: Mapping[int, Mapping[str, Any]], labels: Sequence[st
     sizes = list(metrics)
     fig, axes = plt.subplots(1, len(sizes), figsize=(4.2 * len(sizes), 4), squeeze=False)
     for ax, size in zip(axes[0], sizes):
-        cm = np.asarray(metrics[size]["confusion"])
-        ax.imshow(cm, cmap="Blues")
-        for (i, j), v in np.ndenumerate(cm):
-            ax.text(j, i, str(v), ha="center", va="center", color="white" if v > cm.max() / 2 else "black")
-        ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
-        ax.set_yticks(range(len(labels)), labels)
-        ax.set_xlabel("predicted")
-        ax.set_ylabel("true")
-        ax.set_title(f"{size}x{size}: accuracy {metrics[size]['accuracy']}")
+        side = "test" if "test" in metrics[size] else "validation"
+        draw_confusion(ax, metrics[size]["confusion"], labels, f"{size}x{size}: {side} accuracy {metrics[size]['accuracy']}")
     fig.tight_layout()
     _save_fig(fig, path)
     plt.close(fig)
