@@ -397,7 +397,7 @@ check_arch() {
   say "$arch: $(in_root "$root" sh -c '. /etc/os-release; echo "$PRETTY_NAME, $(uname -m), $(python3 --version)"')"
   say "$arch: pytest tests/edge (EDGECLF_TFL_FIXTURES=desktop bundles)"
   in_root "$root" /bin/sh -c 'cd /srv/edgeclf && EDGECLF_TFL_FIXTURES=/srv/bundles EDGECLF_CACHE=/srv/run/cache \
-      python -m pytest -q -p no:cacheprovider -p no:xdist tests/edge' >"$out/pytest.log" 2>&1 \
+      python -m pytest -q -p no:cacheprovider -p no:xdist -m "not timing" tests/edge' >"$out/pytest.log" 2>&1 \
     || { tail -40 "$out/pytest.log"; die "$arch: the edge suite failed (above)"; }
   tail -3 "$out/pytest.log"
   say "$arch: edgeclf info --check, classify, camera --source clip.mp4 on: $(echo $CHECK_BUNDLES)"

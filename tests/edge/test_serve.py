@@ -151,6 +151,7 @@ def test_token_is_checked_on_every_request(live) -> None:
     assert summary["serve"]["unauthorized"] == 3 and summary["serve"]["streams_total"] == 1
 
 
+@pytest.mark.timing
 def test_fifty_clients_that_never_read(live) -> None:
     def status() -> dict:
         return json.loads(live.get("/status", TOKEN)[1])

@@ -69,6 +69,7 @@ def _closed_by_server(s: socket.socket, within: float) -> bool:
         return True
 
 
+@pytest.mark.timing
 def test_idle_connections_do_not_deny_status_or_stream(server: PreviewServer) -> None:
     idle = [_connect(server) for _ in range(20)]  # no request, no token: 4x the connection slots
     try:
