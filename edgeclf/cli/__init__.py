@@ -12,4 +12,10 @@ __all__ = ["app", "main"]
 
 
 def main() -> None:
+    import sys
+
+    from .quiet import filter_native_stderr, wants_verbose
+
+    if not wants_verbose(sys.argv[1:]):
+        filter_native_stderr()
     app()
