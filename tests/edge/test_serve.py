@@ -97,7 +97,7 @@ class _Live:
 
     def close(self) -> dict:
         self.stop.set()
-        self.thread.join(timeout=15)
+        self.thread.join(timeout=120)  # an upper bound: under qemu emulation a stop took over 15 s
         assert not self.thread.is_alive()
         return self.result["summary"]
 
