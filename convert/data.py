@@ -15,7 +15,7 @@ import numpy as np
 
 from edgeclf.errors import DataError
 from edgeclf.preprocess import PreprocessSpec
-from edgeclf.rundir import RunDir, RunInfo, Split
+from edgeclf.rundir import CONFIG_FILE, RunDir, RunInfo, Split
 
 Item = tuple[Path, int]
 
@@ -69,7 +69,7 @@ def _groups(run: RunDir, split: Split) -> tuple[str, ...]:
     from edgeclf.groups import DEFAULT_GROUP_PATTERN, groups_for
 
     try:
-        pattern = json.loads((run.path / "config.json").read_text("utf-8")).get("group_pattern", DEFAULT_GROUP_PATTERN)
+        pattern = json.loads((run.path / CONFIG_FILE).read_text("utf-8")).get("group_pattern", DEFAULT_GROUP_PATTERN)
     except (OSError, ValueError, AttributeError):
         pattern = DEFAULT_GROUP_PATTERN
     return tuple(groups_for(split.test, str(pattern))[0]) if split.test else ()

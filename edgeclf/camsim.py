@@ -159,7 +159,12 @@ def write_video(sim_frames: Sequence[SimFrame] | Iterator[SimFrame], path: str |
     return out
 
 
+def read_video_frames(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
+    """(true label, source image) per frame, written beside a camera-sim video."""
+    d = json.loads(Path(f"{path}.labels.json").read_text("utf-8"))
+    return [(str(r["label"]), str(r["source"])) for r in d["frames"]]
+
+
 def read_video_labels(path: str | os.PathLike[str]) -> list[str]:
     """The true label per frame written beside a camera-sim video."""
-    d = json.loads(Path(f"{path}.labels.json").read_text("utf-8"))
-    return [str(r["label"]) for r in d["frames"]]
+    return [label for label, _ in read_video_frames(path)]

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from .datasets import resolve_data
 from .errors import EdgeclfError
@@ -35,22 +36,30 @@ def make_clip(run_dir: Path, out: Path, frames_per_image: int = 3, max_images: i
     by_label: dict[int, list[tuple[str, int]]] = {}
     for item in side:
         by_label.setdefault(item[1], []).append(item)
-    order = [item for group in zip(*by_label.values()) for item in group][:max_images]
+    per_class = max(1, max_images // max(len(by_label), 1))
+    # evenly spaced through each class's (sorted) test images, so every test subject is in the clip
+    spread = [[side[int(k * len(side) / per_class)] for k in range(min(per_class, len(side)))]
+              for side in by_label.values()]
+    order = [item for group in zip(*spread) for item in group]
     return write_video(frames(order, CameraSim(seed=seed), frames_per_image), out, info.labels, fps)
 
 
-def footage_accuracy(events: Path, clip: Path) -> tuple[float, float, int]:
-    """Per-frame accuracy of `camera`'s label (smoothed, what a user sees) and of its raw top-1, on the clip."""
-    from .camsim import read_video_labels
+def footage_accuracy(events: Path, clip: Path) -> tuple[Any, float]:
+    """Per-frame accuracy of `camera`'s label (smoothed, what a user sees) with its interval over the subjects
+    the frames show, and the raw top-1's accuracy, on the clip."""
+    from .camsim import read_video_frames
+    from .groups import groups_for
+    from .metrics import bootstrap_interval
 
-    truth = read_video_labels(clip)
+    truth = read_video_frames(clip)  # (label, source image) per frame
     rows = [json.loads(x) for x in events.read_text().splitlines() if x.strip()]
-    frames_ = [r for r in rows if r.get("event") in ("change", "frame")]
-    seen = {int(r["frame"]) - 1: r for r in frames_}  # camera counts frames from 1
-    ok_label = sum(seen[i]["label"] == t for i, t in enumerate(truth) if i in seen)
-    ok_top = sum(seen[i]["top"][0][0] == t for i, t in enumerate(truth) if i in seen)
-    n = sum(1 for i in range(len(truth)) if i in seen)
-    return ok_label / max(n, 1), ok_top / max(n, 1), n
+    seen = {int(r["frame"]) - 1: r for r in rows if r.get("event") in ("change", "frame")}  # camera counts from 1
+    shown = [(i, label, src) for i, (label, src) in enumerate(truth) if i in seen]
+    groups, _ = groups_for([(src, 0) for _, _, src in shown])
+    ok = [seen[i]["label"] == label for i, label, _ in shown]
+    raw = sum(seen[i]["top"][0][0] == label for i, label, _ in shown) / max(len(shown), 1)
+    labels = sorted({label for _, label, _ in shown})
+    return bootstrap_interval(ok, groups, [labels.index(label) for _, label, _ in shown]), raw
 
 
 def _run(args: list[str]) -> None:
@@ -84,9 +93,9 @@ def main(argv: list[str] | None = None) -> None:
     events = out / "events.jsonl"
     events.unlink(missing_ok=True)
     _run(["camera", str(out / "bundles" / a.bundle), "--source", str(clip), "--events", str(events), "--every", "1"])
-    smoothed, raw, n = footage_accuracy(events, clip)
-    print(f"\ncamera on {n} camera-like frames of test subjects ({clip}): label right on {100 * smoothed:.1f} % of "
-          f"frames (raw top-1 {100 * raw:.1f} %)")
+    label, raw = footage_accuracy(events, clip)
+    print(f"\ncamera on camera-like frames of test subjects ({clip}): label right on {label.text()} "
+          f"(raw top-1 {raw:.3f})")
     print(f"demo done: run {out}, events in {events}, bundles in {out / 'bundles'}")
 
 

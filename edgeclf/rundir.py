@@ -26,6 +26,7 @@ RUN_SCHEMA = "edgeclf.run"
 RUN_SCHEMA_VERSION = 1
 RUN_FILE = "run.json"
 SPLIT_FILE = "split.json"
+CONFIG_FILE = "config.json"  # the resolved training options (train writes it first, before any work)
 
 
 @dataclass(frozen=True)

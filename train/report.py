@@ -8,7 +8,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from edgeclf.atomic import atomic_path
-from edgeclf.metrics import decide
+from edgeclf.metrics import confusion, decide, per_class
 from edgeclf.plots import draw_confusion
 
 
@@ -26,16 +26,10 @@ def classification_metrics(probs: np.ndarray, y: Sequence[int], labels: Sequence
     y = np.asarray(y, np.int64)
     n = len(labels)
     pred = decide(probs, n)
-    cm = np.zeros((n, n), np.int64)
-    np.add.at(cm, (y, pred), 1)
-    per_class = {}
-    for i, name in enumerate(labels):
-        tp, col, row = cm[i, i], cm[:, i].sum(), cm[i, :].sum()
-        per_class[name] = {"precision": round(float(tp / col), 4) if col else None,
-                           "recall": round(float(tp / row), 4) if row else None, "support": int(row)}
+    cm = confusion(y, pred, n)
     return {"accuracy": round(float((pred == y).mean()), 4) if len(y) else None,
             "loss": round(log_loss(probs, y, n), 4) if len(y) else None,
-            "n": int(len(y)), "per_class": per_class, "confusion": cm.tolist()}
+            "n": int(len(y)), "per_class": per_class(cm, labels), "confusion": cm.tolist()}
 
 
 def _save_fig(fig: Any, path: Path) -> None:

@@ -21,14 +21,13 @@ from edgeclf.atomic import write_json, write_text
 from edgeclf.dirlock import exclusive
 from edgeclf.errors import DataError, EdgeclfError, RunError, UsageError
 from edgeclf.preprocess import PreprocessSpec
-from edgeclf.rundir import RUN_FILE, RunDir, RunInfo, RunModel, Split
+from edgeclf.rundir import CONFIG_FILE, RUN_FILE, RunDir, RunInfo, RunModel, Split
 from edgeclf.train.archs import get_arch
 from edgeclf.train.config import TrainConfig
 from edgeclf.train.data import load_dataset
 
 log = logging.getLogger(__name__)
 
-CONFIG_FILE = "config.json"
 REPORT_FILE = "data_report.json"
 
 
