@@ -22,6 +22,7 @@ import numpy as np
 
 from edgeclf.edge.capture import FileFeed, LiveFeed
 from edgeclf.edge.events import EventWriter, OnChange
+from edgeclf.edge.keep import CaptureConfig, Keeper
 from edgeclf.edge.model import Classifier
 from edgeclf.edge.outputs import Outputs, check_save_path
 from edgeclf.edge.postprocess import SmoothConfig, Smoother, top_k
@@ -65,6 +66,7 @@ class CameraConfig:
     reconnect_max: float = 30.0
     quiet_native: bool = False  # keep the interpreter's own stderr banner off the terminal (the CLI, unless -v)
     serve_write_timeout: float = 5.0  # a preview client that reads nothing for this long is dropped
+    capture: CaptureConfig | None = None  # --capture DIR: keep frames worth labelling (edge/keep.py)
 
     def validate(self) -> None:
         """Refuse unusable flags before anything is loaded or opened."""
@@ -87,6 +89,8 @@ class CameraConfig:
             check_bind(host, self.token)
         if self.save is not None:
             check_save_path(self.save)
+        if self.capture is not None:
+            self.capture.validate()
         if self.events is not None:
             parent = self.events.parent
             if parent.exists() and not os.access(parent, os.W_OK) or self.events.is_dir():
@@ -182,12 +186,15 @@ def run_camera(bundle: str | Path, config: CameraConfig, *, events: EventWriter 
         hook = OnChange(config.on_change) if config.on_change else None
         if hook is not None:
             stack.callback(hook.close)
+        keeper = Keeper(config.capture, ev.emit, m.sha256) if config.capture is not None else None
+        if keeper is not None:
+            stack.callback(keeper.close)
         ev.emit("start", bundle=extra["bundle"], runtime=extra["runtime"], threads=clf.threads,
                 source=redact(getattr(feed, "name", None) or first.name), labels=list(m.labels),
                 input=f"{m.preprocess.width}x{m.preprocess.height} {m.input.dtype}")
         stats.started = time.monotonic()
         try:
-            _loop(clf, feed, ev, stats, state, config, outputs, hook, stop, reason)
+            _loop(clf, feed, ev, stats, state, config, outputs, hook, stop, reason, keeper)
         except BaseException:
             reason.setdefault("stopped", "error")
             raise
@@ -199,6 +206,9 @@ def run_camera(bundle: str | Path, config: CameraConfig, *, events: EventWriter 
                 summary["serve"] = dict(server.stats)
             if config.events is not None:
                 summary["events"] = dict(ev.stats)
+            if keeper is not None:
+                keeper.close()  # its last frames are written before the summary counts them
+                summary["capture"] = dict(keeper.stats)
             ev.emit("summary", **summary)
     if config.events is not None:  # after close: the last lines' fate is known
         summary["events"] = dict(ev.stats)
@@ -207,7 +217,7 @@ def run_camera(bundle: str | Path, config: CameraConfig, *, events: EventWriter 
 
 def _loop(clf: Classifier, feed: Any, ev: EventWriter, stats: RunStats, state: dict[str, Any],
           config: CameraConfig, outputs: Outputs, hook: OnChange | None, stop: threading.Event,
-          reason: dict[str, str]) -> None:
+          reason: dict[str, str], keeper: Keeper | None = None) -> None:
     smoother = Smoother(clf.labels, config.smooth)
     labels = clf.labels
     clock = time.perf_counter
@@ -240,6 +250,8 @@ def _loop(clf: Classifier, feed: Any, ev: EventWriter, stats: RunStats, state: d
             if dec.changed:
                 fields["previous"] = previous or None
             ev.emit("change" if dec.changed else "frame", **fields)
+        if keeper is not None:
+            keeper.offer(cap.image, dec.label, dec.index, probs, labels, dec.changed, bool(previous), cap.seq, cap.name)
         if dec.changed:
             if hook is not None:
                 hook.fire(dec.label, score, previous, cap.seq)

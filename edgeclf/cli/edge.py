@@ -119,8 +119,20 @@ def camera(
         "--stall-timeout", help="Seconds without a frame before a live source is reopened (0: off).")] = 5.0,
     reconnect_max: Annotated[float, typer.Option(
         "--reconnect-max", help="Longest wait between reconnect attempts, seconds.")] = 30.0,
+    capture: Annotated[Optional[Path], typer.Option(
+        "--capture", help="Keep frames worth labelling here (DIR/<class>/*.jpg + JSON sidecars): uncertain/unknown, "
+                          "low score, label flips and a slow random sample; for `edgeclf train --add`.")] = None,
+    capture_below: Annotated[float, typer.Option(
+        "--capture-below", help="--capture: keep frames whose top probability is below this.")] = 0.6,
+    capture_interval: Annotated[float, typer.Option(
+        "--capture-interval", help="--capture: at least this many seconds between kept frames (0: no limit).")] = 5.0,
+    capture_sample: Annotated[float, typer.Option(
+        "--capture-sample", help="--capture: mean seconds between randomly kept ordinary frames (0: none).")] = 600.0,
+    capture_max_mb: Annotated[float, typer.Option(
+        "--capture-max-mb", help="--capture: disk cap of the kept frames, MB; the oldest go first.")] = 500.0,
 ) -> None:
     """Classify live frames from a camera, video, folder or stream; JSON events and a summary at exit."""
+    from ..edge.keep import CaptureConfig
     from ..edge.loop import CameraConfig, run_camera
     from ..edge.postprocess import SmoothConfig
     from ..edge.sources import quiet_opencv
@@ -141,7 +153,9 @@ def camera(
         source=source, size=size, runtime=runtime, threads=threads, realtime=realtime, crop=crop, top_k=top_k,
         smooth=SmoothConfig(smooth, smooth_mode, threshold, hysteresis), every=every, events=events, events_mode=mode,
         display=display, save=save, on_change=on_change, serve=serve, token=token or None, max_clients=max_clients,
-        max_frames=max_frames, max_pixels=max_pixels, quiet_native=not settings.verbose, stall_timeout=stall_timeout, reconnect_max=reconnect_max)
+        max_frames=max_frames, max_pixels=max_pixels, quiet_native=not settings.verbose, stall_timeout=stall_timeout, reconnect_max=reconnect_max,
+        capture=None if capture is None else CaptureConfig(capture, capture_below, capture_interval, capture_sample,
+                                                           capture_max_mb))
     summary = run_camera(bundle, config)
     typer.echo(format_summary(summary), err=True)  # the run's result: shown with -q too
     lost = summary.get("events", {}).get("lost", 0)
@@ -149,4 +163,9 @@ def camera(
         why = summary["events"].get("error") or "write errors"
         typer.echo(f"error: --events {events}: {lost} event line(s) could not be written ({why}); free space "
                    "or pick another path", err=True)
+        raise typer.Exit(1)
+    kept = summary.get("capture", {})
+    if kept.get("error"):  # classification went on, capturing stopped: not a clean run
+        typer.echo(f"error: --capture {capture}: capturing stopped ({kept['error']}); free space or pick a writable "
+                   "folder", err=True)
         raise typer.Exit(1)
