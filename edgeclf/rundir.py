@@ -3,6 +3,8 @@
     runs/train-N/
       run.json          this contract (schema edgeclf.run/1): labels, task, arch, data dir, models per size
       split.json        files on each side of the split, relative to the data dir, with their labels
+                        (images of `train --add` folders: absolute paths, training side only)
+      sources.json      where each training image came from (DATA_DIR or an --add folder) and the counts
       labels.txt        one label per line, in output order
       config.json       the resolved training config
       models/<size>.keras   best model per input size (safe-mode loadable, no Lambda layers)
@@ -27,6 +29,7 @@ RUN_SCHEMA_VERSION = 1
 RUN_FILE = "run.json"
 SPLIT_FILE = "split.json"
 CONFIG_FILE = "config.json"  # the resolved training options (train writes it first, before any work)
+SOURCES_FILE = "sources.json"  # where each training image came from (edgeclf.train.add.sources)
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,7 @@ class TrainConfig:
     # Which validation figure keeps an epoch (and stops early). "last", the schedule's final weights, won the
     # group CV (docs/training.md): a few validation subjects make accuracy and loss jump from epoch to epoch.
     select: str = "last"
+    add: tuple[str, ...] = ()  # --add DIR: relabelled camera frames for the training side only (train/add.py)
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHS:
@@ -104,6 +105,7 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["sizes"] = list(self.sizes)
+        d["add"] = list(self.add)
         return d
 
     @classmethod
@@ -112,6 +114,8 @@ class TrainConfig:
         kw = {k: v for k, v in d.items() if k in known}
         if "sizes" in kw:
             kw["sizes"] = tuple(int(s) for s in kw["sizes"])
+        if "add" in kw:
+            kw["add"] = tuple(str(d) for d in kw["add"])
         return cls(**kw)
 
     def with_(self, **changes: Any) -> "TrainConfig":

@@ -21,7 +21,7 @@ from edgeclf.atomic import write_json, write_text
 from edgeclf.dirlock import exclusive
 from edgeclf.errors import DataError, EdgeclfError, RunError, UsageError
 from edgeclf.preprocess import PreprocessSpec
-from edgeclf.rundir import CONFIG_FILE, RUN_FILE, RunDir, RunInfo, RunModel, Split
+from edgeclf.rundir import CONFIG_FILE, RUN_FILE, SOURCES_FILE, RunDir, RunInfo, RunModel, Split
 from edgeclf.train.archs import get_arch
 from edgeclf.train.config import TrainConfig
 from edgeclf.train.data import load_dataset
@@ -90,10 +90,11 @@ class Data:
     ds: Any
     vds: Any = None
     tds: Any = None
+    added: tuple[Any, ...] = ()  # --add folders (edgeclf.train.add.Added): training side only
 
     @property
     def bad(self) -> int:
-        return sum(len(d.bad) for d in (self.ds, self.vds, self.tds) if d is not None)
+        return sum(len(d.bad) for d in (self.ds, self.vds, self.tds, *self.added) if d is not None)
 
 
 def _load_data(cfg: TrainConfig, progress: bool) -> Data:
@@ -106,10 +107,20 @@ def _load_data(cfg: TrainConfig, progress: bool) -> Data:
         if cfg.test_dir:
             tds = load_dataset(Path(cfg.test_dir), cfg.max_pixels, cfg.strict, labels=ds.labels,
                                on_progress=_updater(bar))
-    return Data(ds, vds, tds)
+    from edgeclf.train.add import check_add_dirs, load_added
+
+    check_add_dirs(cfg.add, cfg.data_dir, (cfg.validation_dir, cfg.test_dir, cfg.out))
+    return Data(ds, vds, tds, load_added(cfg.add, ds.labels, cfg.max_pixels, cfg.strict))
 
 
 def _split(cfg: TrainConfig, data: Data) -> tuple[Split, str]:
+    from edgeclf.train.add import with_added
+
+    split, why = _split_data(cfg, data)
+    return with_added(split, data.added), why
+
+
+def _split_data(cfg: TrainConfig, data: Data) -> tuple[Split, str]:
     from edgeclf.train.split import make_split, with_given
 
     ds, vds, tds = data.ds, data.vds, data.tds
@@ -213,9 +224,14 @@ def _write_data_files(run: RunDir, data: Data, split: Split, why: str) -> None:
         report["validation"] = vds.report()
     if tds is not None:
         report["test"] = tds.report()
+    if data.added:
+        report["added"] = [a.report(ds.labels) for a in data.added]
     write_json(run.path / REPORT_FILE, report)
     write_text(run.path / "labels.txt", "\n".join(ds.labels) + "\n")
     run.write_split(split)
+    from edgeclf.train.add import sources
+
+    write_json(run.path / SOURCES_FILE, sources(str(ds.root), split, data.added, ds.labels))
 
 
 def train(cfg: TrainConfig, progress: bool = False) -> TrainResult:
@@ -233,6 +249,7 @@ def resolved(cfg: TrainConfig) -> TrainConfig:
     """The config with absolute data folders (the run directory records where its images are)."""
     return cfg.with_(data_dir=str(Path(cfg.data_dir).resolve()),
                      validation_dir=str(Path(cfg.validation_dir).resolve()) if cfg.validation_dir else None,
+                     add=tuple(str(Path(d).resolve()) for d in cfg.add),
                      test_dir=str(Path(cfg.test_dir).resolve()) if cfg.test_dir else None)
 
 

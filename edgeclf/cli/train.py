@@ -9,7 +9,7 @@ from ..errors import UsageError
 from ._app import command, settings
 
 # Options left at None take TrainConfig's defaults; with --resume they must stay unset.
-_TUNABLE = ("validation_dir", "validation_split", "test_dir", "test_split", "augment_policy", "label_smoothing",
+_TUNABLE = ("add", "validation_dir", "validation_split", "test_dir", "test_split", "augment_policy", "label_smoothing",
             "weight_decay", "select", "split", "group_pattern", "strict", "augment", "arch", "size",
             "lr", "schedule", "epochs", "batch_size", "seed", "out", "patience", "max_pixels", "strategy",
             "warm_start", "warm_epochs")
@@ -63,6 +63,9 @@ def train(
                                            "GPUs are visible, else default), default (one device), mirrored (all local "
                                            "GPUs, or CPU devices) or multi-worker (machines listed in TF_CONFIG). "
                                            "[default: auto]"),
+    add: Optional[List[Path]] = typer.Option(None, "--add", help="A folder of relabelled camera frames (from "
+                                             "`edgeclf camera --capture`) in DATA_DIR's class sub-folders; they join "
+                                             "the training side only. Repeat for several."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue this killed run from its last backup."),
     cv: Optional[int] = typer.Option(None, "--cv", help="Group K-fold cross-validation with K folds: the mean and "
                                      "sd of the test and camera-sim accuracy per size, to compare recipes."),
@@ -85,6 +88,10 @@ def train(
                              "(or --resume RUN_DIR)")
         if "size" in given:
             given["sizes"] = tuple(given.pop("size"))
+        if "add" in given:
+            if cv is not None:
+                raise UsageError("--add with --cv: cross-validation compares recipes on DATA_DIR alone; drop --add")
+            given["add"] = tuple(str(d) for d in given["add"])
         for key in ("validation_dir", "test_dir", "out"):
             if key in given:
                 given[key] = str(given[key])
