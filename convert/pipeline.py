@@ -17,6 +17,7 @@ from edgeclf.bundle import Manifest, write_bundle
 from edgeclf.errors import UsageError
 from edgeclf.rundir import RunDir, RunInfo
 
+from .calibrate import CalibrationData, fit_calibration
 from .data import RunData, calibration_sample, labels_of, load_images, resolve_run_data
 from .export import check_keras_file, convert_keras, load_keras
 from .outdir import check_writable, locked
@@ -126,6 +127,7 @@ def _convert_size(run: RunDir, info: RunInfo, size: int, model_path: Path, data:
     x_val = load_images(data.check, spec)  # the test side (validation for runs made before it existed)
     y_val = labels_of(data.check)
     reference = keras_probs(model, x_val, quiet=config.quiet)
+    fit = CalibrationData.load(data, spec)  # validation + generated non-class images, for each variant's calibration
     representative = None
     if any(k.needs_data for k in config.kinds):
         n = max(k.calibration for k in config.kinds if k.needs_data)
@@ -152,7 +154,10 @@ def _convert_size(run: RunDir, info: RunInfo, size: int, model_path: Path, data:
         result = VariantResult(size, kind, len(model_bytes), metrics, runtimes, status, in_spec, out_spec,
                                test=test.get("test", {}))
         if status != REJECTED:
-            manifest = write_bundle(out / name, model_bytes, _manifest(run, info, size, kind, result, test))
+            cal = fit_calibration(model_bytes, len(info.labels), fit, out_spec, probs if data.test else None,
+                                  y_val if data.test else None, config.quiet)
+            manifest = write_bundle(out / name, model_bytes,
+                                    replace(_manifest(run, info, size, kind, result, test), calibration=cal))
             result = replace(result, path=out / name, sha256=manifest.sha256)
         log.info("%s: %.1f KB, accuracy %.2f%% (%+.2f pp vs Keras), agreement %.2f%%: %s", name,
                  len(model_bytes) / 1024, 100 * metrics.accuracy, metrics.delta_pp, 100 * metrics.agreement, status)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Iterator, NamedTuple, Sequence
 
 from edgeclf.edge.model import Classifier
-from edgeclf.edge.postprocess import answer, top_k
+from edgeclf.edge.postprocess import SmoothConfig, answer, top_k
 from edgeclf.edge.sources import image_files
 from edgeclf.errors import DataError, EdgeclfError
 from edgeclf.imageio import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, read_bgr
@@ -51,10 +51,16 @@ def expand_paths(paths: Sequence[Path]) -> Iterator[Path]:
             raise DataError(f"{p}: no such file or folder; expected image files or folders of images")
 
 
-def classify_paths(clf: Classifier, paths: Sequence[Path], top: int = 3, threshold: float = 0.0,
+def classify_paths(clf: Classifier, paths: Sequence[Path], top: int = 3, decision: SmoothConfig | float = 0.0,
                    max_pixels: int = DEFAULT_MAX_PIXELS) -> Iterator[FileResult]:
-    """One result per image; unreadable images give a result with `error` set (the rest go on)."""
+    """One result per image; unreadable images give a result with `error` set (the rest go on).
+
+    `decision`: thresholds and --unknown (a float: one threshold, and the bundle's unknown rule if any)."""
     labels = clf.labels
+    if not isinstance(decision, SmoothConfig):
+        decision = SmoothConfig(threshold=decision)
+    thresholds = decision.thresholds(labels)  # a label the bundle does not have is refused here
+    unknown = decision.unknown_threshold(clf.calibration)
     files = list(expand_paths(paths))  # every argument checked before the first answer
     for path in files:
         try:
@@ -63,5 +69,5 @@ def classify_paths(clf: Classifier, paths: Sequence[Path], top: int = 3, thresho
             yield FileResult(path, error=str(e))
             continue
         probs = clf(image)
-        label, score = answer(probs, labels, threshold)
+        label, score = answer(probs, labels, thresholds, unknown)
         yield FileResult(path, label, score, tuple(top_k(probs, labels, top)), tuple(float(p) for p in probs))

@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from edgeclf.edge.capture import FileFeed, LiveFeed
+from edgeclf.edge.decide import ChangeReporter, EventsFilter
 from edgeclf.edge.events import EventWriter, OnChange
 from edgeclf.edge.keep import CaptureConfig, Keeper
 from edgeclf.edge.model import Classifier
@@ -50,6 +51,7 @@ class CameraConfig:
     crop: str | None = None  # None: the manifest's
     top_k: int = 3
     smooth: SmoothConfig = field(default_factory=SmoothConfig)
+    events_filter: EventsFilter = field(default_factory=EventsFilter)  # --events-only / --events-ignore
     every: int = 0
     events: Path | None = None
     events_mode: int = 0o600  # permissions of a new --events file: it names the source and the labels seen
@@ -136,6 +138,8 @@ def run_camera(bundle: str | Path, config: CameraConfig, *, events: EventWriter 
     factory = source_factory or (lambda: make_source(config.source, size, on_skip, config.max_pixels))
     first = factory()  # a source that cannot exist is refused before the model loads
     clf = classifier or Classifier.load(bundle, config.runtime, config.threads, config.crop, quiet=config.quiet_native)
+    Smoother(clf.labels, config.smooth, clf.calibration)  # --threshold LABEL=, --unknown: checked before anything starts
+    config.events_filter.check(clf.labels)
     own_events = events is None
     ev = events or EventWriter(config.events, mode=config.events_mode)
     feed: FileFeed | LiveFeed
@@ -218,7 +222,8 @@ def run_camera(bundle: str | Path, config: CameraConfig, *, events: EventWriter 
 def _loop(clf: Classifier, feed: Any, ev: EventWriter, stats: RunStats, state: dict[str, Any],
           config: CameraConfig, outputs: Outputs, hook: OnChange | None, stop: threading.Event,
           reason: dict[str, str], keeper: Keeper | None = None) -> None:
-    smoother = Smoother(clf.labels, config.smooth)
+    smoother = Smoother(clf.labels, config.smooth, clf.calibration)
+    reporter = ChangeReporter(config.events_filter)
     labels = clf.labels
     clock = time.perf_counter
     times = {"capture": 0.0, "preprocess": 0.0, "invoke": 0.0, "postprocess": 0.0, "output": 0.0, "total": 0.0}
@@ -240,21 +245,23 @@ def _loop(clf: Classifier, feed: Any, ev: EventWriter, stats: RunStats, state: d
         score = float(probs[dec.index]) if dec.index >= 0 else float(np.max(probs))
         latency_ms = (time.monotonic() - cap.t) * 1e3
         periodic = config.every > 0 and (stats.frames + 1) % config.every == 0  # counts frames used, not captured
-        if dec.changed or periodic:
+        report, reported = reporter.change(dec.label) if dec.changed else (False, None)  # --events-only/-ignore
+        periodic = periodic and config.events_filter.reports(dec.label)
+        if report or periodic:
             fields: dict[str, Any] = {
                 "frame": cap.seq, "label": dec.label, "score": round(score, 4), "smoothed": round(dec.smoothed, 4),
                 "latency_ms": round(latency_ms, 2),
                 "top": [[lab, round(p, 4)] for lab, p in top_k(probs, labels, config.top_k)]}
             if cap.name:
                 fields["file"] = cap.name
-            if dec.changed:
-                fields["previous"] = previous or None
-            ev.emit("change" if dec.changed else "frame", **fields)
+            if report:
+                fields["previous"] = reported
+            ev.emit("change" if report else "frame", **fields)
         if keeper is not None:
             keeper.offer(cap.image, dec.label, dec.index, probs, labels, dec.changed, bool(previous), cap.seq, cap.name)
         if dec.changed:
-            if hook is not None:
-                hook.fire(dec.label, score, previous, cap.seq)
+            if hook is not None and report:
+                hook.fire(dec.label, score, reported or "", cap.seq)
             previous = dec.label
         state.update(label=dec.label, score=round(score, 4), smoothed=round(dec.smoothed, 4), frame=cap.seq)
         t4 = clock()

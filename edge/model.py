@@ -25,6 +25,7 @@ from edgeclf.edge.preprocess import Preprocessor
 from edgeclf.edge.runtime import Runtime, check_threads, default_threads, find_runtime, manifest_key, probe_model
 from edgeclf.errors import BundleError, ModelError
 from edgeclf.native_stderr import hold_native_stderr
+from edgeclf.scores import calibrate
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +116,9 @@ class Classifier:
         self._raw = np.empty(m.num_outputs, np.dtype(outputs[0]["dtype"]))
         self._real = np.empty(m.num_outputs, np.float32)
         self.probs = np.empty(len(m.labels), np.float32)
+        # With a calibration record, `probs` are calibrated and `raw_probs` are the model's own; else one array.
+        self.calibration = m.calibration
+        self.raw_probs = self.probs if m.calibration is None else np.empty(len(m.labels), np.float32)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], runtime: str | None = None, threads: int | None = None,
@@ -135,7 +139,8 @@ class Classifier:
         self.interpreter.invoke()
 
     def postprocess(self) -> np.ndarray:
-        """Dequantize the output into `self.probs` (one probability per label) and return it."""
+        """Dequantize the output into `self.probs` (one probability per label, calibrated when the manifest
+        says how) and return it; the model's own probabilities stay in `self.raw_probs`."""
         np.copyto(self._raw, self._output().reshape(-1))
         spec = self.manifest.output
         if spec.quantized:
@@ -143,11 +148,15 @@ class Classifier:
             self._real *= np.float32(spec.scale)
         else:
             np.copyto(self._real, self._raw, casting="unsafe")
+        raw = self.raw_probs
         if self.manifest.task == "binary":
-            self.probs[1] = self._real[0]
-            self.probs[0] = 1.0 - self._real[0]
+            raw[1] = self._real[0]
+            raw[0] = 1.0 - self._real[0]
         else:
-            np.copyto(self.probs, self._real)
+            np.copyto(raw, self._real)
+        if self.calibration is not None:
+            c = self.calibration
+            np.copyto(self.probs, calibrate(raw[None], c.temperature, c.clip)[0], casting="unsafe")
         return self.probs
 
     def __call__(self, frame_bgr: np.ndarray) -> np.ndarray:

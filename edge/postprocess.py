@@ -1,22 +1,32 @@
-"""From class probabilities to an answer: top-k, an "uncertain" threshold, and temporal smoothing.
+"""From class probabilities to an answer: top-k, "unknown", per-class "uncertain" thresholds, smoothing.
+
+Order of the rule, per frame (or per smoothed score vector): below the unknown threshold (the manifest's,
+`--unknown`) the answer is "unknown"; else the top class when its score reaches its threshold
+(`--threshold`, one for every class or LABEL=P per class); else "uncertain".
 
 `Smoother` keeps the last N probability vectors (moving average) or top-1 votes (majority) in fixed
 buffers and decides a *stable* label with hysteresis: the label changes only when another class leads the
 current one by more than `hysteresis` in the smoothed scores (a tie keeps it), and a class is entered at
-`threshold` but only left (to "uncertain") below `threshold - hysteresis`. So a score wobbling around a
-boundary does not flicker.
+`threshold` but only left (to "uncertain") below `threshold - hysteresis`; likewise a held class is only
+left for "unknown" below the unknown threshold minus `hysteresis`. So a score wobbling around a boundary
+does not flicker.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple, Sequence
+from typing import TYPE_CHECKING, NamedTuple, Sequence
 
 import numpy as np
 
 from edgeclf.errors import UsageError
 
+if TYPE_CHECKING:
+    from edgeclf.calibration import Calibration
+
 UNCERTAIN = "uncertain"
+UNKNOWN = "unknown"
+UNCERTAIN_INDEX, UNKNOWN_INDEX = -1, -3  # Decision.index of the two non-class answers (-2: nothing yet)
 SMOOTH_MODES = ("mean", "majority")
 
 
@@ -27,21 +37,36 @@ def top_k(probs: np.ndarray, labels: Sequence[str], k: int) -> list[tuple[str, f
     return [(labels[i], float(probs[i])) for i in order]
 
 
-def answer(probs: np.ndarray, labels: Sequence[str], threshold: float) -> tuple[str, float]:
-    """(label, score) of the top class, or ("uncertain", score) when its probability is below `threshold`."""
+def answer(probs: np.ndarray, labels: Sequence[str], threshold: float | np.ndarray,
+           unknown: float | None = None) -> tuple[str, float]:
+    """(label, score) of the top class; ("unknown", score) below `unknown`; ("uncertain", score) below the
+    top class's threshold (`threshold`: one for all, or one per class)."""
     i = int(np.argmax(probs))
     score = float(probs[i])
-    return (labels[i] if score >= threshold else UNCERTAIN), score
+    if unknown is not None and score < unknown:
+        return UNKNOWN, score
+    t = float(threshold) if np.ndim(threshold) == 0 else float(threshold[i])  # type: ignore[index]
+    return (labels[i] if score >= t else UNCERTAIN), score
+
+
+def _probability(value: float, what: str) -> float:
+    if not (isinstance(value, (int, float)) and 0.0 <= value <= 1.0):
+        raise UsageError(f"{what} {value}: expected a probability between 0 and 1")
+    return float(value)
 
 
 @dataclass(frozen=True)
 class SmoothConfig:
-    """--smooth N frames, mean or majority, --threshold and --hysteresis."""
+    """--smooth N frames, mean or majority, --threshold (for all classes and per class), --hysteresis and
+    --unknown (None: the manifest's threshold when it has one; "off"; "auto": the manifest's, required; or
+    a probability)."""
 
     window: int = 1
     mode: str = "mean"
     threshold: float = 0.0
     hysteresis: float = 0.1
+    class_thresholds: tuple[tuple[str, float], ...] = ()  # (label, threshold), checked against the bundle's labels
+    unknown: str | float | None = None
 
     def __post_init__(self) -> None:
         if self.window < 1:
@@ -52,11 +77,39 @@ class SmoothConfig:
             raise UsageError(f"--threshold {self.threshold}: expected a probability between 0 and 1")
         if not 0.0 <= self.hysteresis < 1.0:
             raise UsageError(f"--hysteresis {self.hysteresis}: expected a margin between 0 and 1")
+        for label, t in self.class_thresholds:
+            _probability(t, f"--threshold {label}=")
+        if self.unknown is not None and self.unknown not in ("off", "auto"):
+            _probability(self.unknown, "--unknown")  # type: ignore[arg-type]
+
+    def thresholds(self, labels: Sequence[str]) -> np.ndarray:
+        """One threshold per label: the per-class ones where given, `threshold` elsewhere."""
+        out = np.full(len(labels), self.threshold, np.float32)
+        for label, t in self.class_thresholds:
+            if label not in labels:
+                raise UsageError(f"threshold for {label!r}: not a label of this bundle; its labels are "
+                                 f"{', '.join(labels)}")
+            out[list(labels).index(label)] = t
+        return out
+
+    def unknown_threshold(self, calibration: "Calibration | None") -> float | None:
+        """The "unknown" threshold in use (None: off), from --unknown and the manifest's calibration."""
+        rule = calibration.unknown if calibration is not None else None
+        if self.unknown is None:
+            return rule.threshold if rule is not None else None
+        if self.unknown == "off":
+            return None
+        if self.unknown == "auto":
+            if rule is None:
+                raise UsageError("--unknown auto: this bundle has no unknown threshold (converted before edgeclf "
+                                 "fitted one); re-convert it with `edgeclf convert`, or give one: --unknown 0.8")
+            return rule.threshold
+        return float(self.unknown)
 
 
 class Decision(NamedTuple):
-    label: str  # the stable label, or "uncertain"
-    index: int  # its class index, -1 for uncertain
+    label: str  # the stable label, "uncertain" or "unknown"
+    index: int  # its class index, -1 for uncertain, -3 for unknown
     smoothed: float  # smoothed score of the stable label (of the best class when uncertain)
     changed: bool  # the stable label differs from the previous frame's
 
@@ -64,9 +117,12 @@ class Decision(NamedTuple):
 class Smoother:
     """Moving average (or majority vote) over the last `window` frames, with a hysteresis on the label."""
 
-    def __init__(self, labels: Sequence[str], config: SmoothConfig = SmoothConfig()):
+    def __init__(self, labels: Sequence[str], config: SmoothConfig = SmoothConfig(),
+                 calibration: "Calibration | None" = None):
         self.labels = tuple(labels)
         self.config = config
+        self.thresholds = config.thresholds(self.labels)  # raises on a label the bundle does not have
+        self.unknown = config.unknown_threshold(calibration)
         n = len(self.labels)
         self._hist = np.zeros((config.window, n), np.float32)
         self._sum = np.zeros(n, np.float64)
@@ -90,19 +146,21 @@ class Smoother:
 
     def update(self, probs: np.ndarray) -> Decision:
         self._push(probs)
-        s, c = self.scores, self.config
+        s, h, thr = self.scores, self.config.hysteresis, self.thresholds
         best = int(np.argmax(s))
         cur = self.current
-        if cur >= 0:
-            if s[cur] < c.threshold - c.hysteresis:  # the current class faded out
-                new = best if best != cur and s[best] >= c.threshold else -1
-            elif best != cur and s[best] >= c.threshold and s[best] > s[cur] + c.hysteresis:
+        if self.unknown is not None and s[best] < self.unknown - (h if cur >= 0 else 0.0):
+            new = UNKNOWN_INDEX
+        elif cur >= 0:
+            if s[cur] < thr[cur] - h:  # the current class faded out
+                new = best if best != cur and s[best] >= thr[best] else UNCERTAIN_INDEX
+            elif best != cur and s[best] >= thr[best] and s[best] > s[cur] + h:
                 new = best
             else:
                 new = cur
         else:
-            new = best if s[best] >= c.threshold else -1
+            new = best if s[best] >= thr[best] else UNCERTAIN_INDEX
         changed = new != cur
         self.current = new
-        label = self.labels[new] if new >= 0 else UNCERTAIN
+        label = self.labels[new] if new >= 0 else UNKNOWN if new == UNKNOWN_INDEX else UNCERTAIN
         return Decision(label, new, float(s[new] if new >= 0 else s[best]), changed)

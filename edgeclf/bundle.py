@@ -1,9 +1,10 @@
 """The bundle: the one contract between train, convert and edge.
 
 A bundle is a folder holding `model.tflite` and `manifest.json`. The manifest (schema
-`edgeclf.bundle`, version 1) says everything the edge needs to feed the model and read its answer:
+`edgeclf.bundle`, version 2; version 1, without `calibration`, is still read) says everything the edge needs to feed the model and read its answer:
 labels in output order, task, the preprocessing spec, input/output dtype and quantization, the sha256 of
-the model file, where it came from, what it measured at conversion and which runtimes load it.
+the model file, where it came from, what it measured at conversion, which runtimes load it and, when
+`convert` fitted one, the calibration and "unknown" rule (`edgeclf.calibration`).
 
 This module reads, writes and validates bundles. It imports nothing heavier than the standard library.
 """
@@ -21,11 +22,13 @@ from typing import Any, Mapping
 
 from . import __version__, tflite_file
 from .atomic import atomic_dir
+from .calibration import Calibration
 from .errors import BundleError
 from .preprocess import PreprocessSpec, field_int, field_mapping, field_number, field_str
 
 SCHEMA = "edgeclf.bundle"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # 1: no calibration record
 MODEL_FILE = "model.tflite"
 MANIFEST_FILE = "manifest.json"
 TASKS = ("binary", "multiclass")
@@ -72,6 +75,7 @@ class Manifest:
     runtimes: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # name -> {"loads": bool, "why": str}
     created: str = ""
     edgeclf_version: str = __version__
+    calibration: Calibration | None = None  # None: scores as the model gives them, no "unknown"
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -105,6 +109,7 @@ class Manifest:
             "runtimes": {k: dict(v) for k, v in self.runtimes.items()},
             "created": self.created,
             "edgeclf_version": self.edgeclf_version,
+            **({"calibration": self.calibration.to_dict()} if self.calibration is not None else {}),
         }
 
     @classmethod
@@ -114,9 +119,9 @@ class Manifest:
         if d.get("schema") != SCHEMA:
             raise BundleError(f"{where}: schema {d.get('schema')!r} is not {SCHEMA!r}; this is not an edgeclf bundle")
         version = d.get("schema_version")
-        if version != SCHEMA_VERSION:
+        if type(version) is not int or version not in READABLE_VERSIONS:
             raise BundleError(f"{where}: schema_version {version!r} is not supported (this edgeclf reads "
-                              f"{SCHEMA_VERSION}); re-convert the model or upgrade edgeclf")
+                              f"{' and '.join(map(str, READABLE_VERSIONS))}); re-convert the model or upgrade edgeclf")
         for key in ("labels", "task", "preprocess", "input", "output", "model"):
             if key not in d:
                 raise BundleError(f"{where}: missing key {key!r}; re-convert the model with `edgeclf convert`")
@@ -140,6 +145,8 @@ class Manifest:
                 runtimes=_runtimes(d.get("runtimes", {}), f"{where}: runtimes"),
                 created=field_str(d.get("created", ""), f"{where}: created"),
                 edgeclf_version=field_str(d.get("edgeclf_version", ""), f"{where}: edgeclf_version"),
+                calibration=Calibration.from_dict(d["calibration"], f"{where}: calibration")
+                if version >= 2 and d.get("calibration") is not None else None,
             )
         except (TypeError, ValueError) as e:
             raise BundleError(f"{where}: malformed value ({e}); re-convert the model with `edgeclf convert`") from None

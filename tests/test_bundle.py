@@ -58,7 +58,7 @@ def test_unknown_schema_version(tmp_path: Path) -> None:
     d = json.loads(f.read_text())
     d["schema_version"] = SCHEMA_VERSION + 1
     f.write_text(json.dumps(d))
-    with pytest.raises(BundleError, match="schema_version 2 is not supported"):
+    with pytest.raises(BundleError, match=f"schema_version {SCHEMA_VERSION + 1} is not supported"):
         read_manifest(tmp_path / "b")
 
 

@@ -30,8 +30,15 @@ Crop = Annotated[Optional[str], typer.Option(
 TopK = Annotated[int, typer.Option("--top-k", help="How many labels to list with their probabilities.")]
 MaxPixels = Annotated[int, typer.Option(
     "--max-pixels", help="Refuse images and video/stream frames larger than this many pixels (decompression bombs).")]
-Threshold = Annotated[float, typer.Option(
-    "--threshold", help="Below this probability the answer is 'uncertain' (0: always answer).")]
+Threshold = Annotated[Optional[List[str]], typer.Option(
+    "--threshold", metavar="P|LABEL=P", help="Below this (calibrated) probability the answer is 'uncertain': P for "
+    "every class, LABEL=P for one class (repeat the option). Default 0: always answer.")]
+Unknown = Annotated[Optional[str], typer.Option(
+    "--unknown", metavar="off|auto|P", help="Answer 'unknown' when the calibrated top probability is below P; auto: "
+    "the bundle's fitted threshold (the default when the bundle has one); off: never.")]
+ConfigFile = Annotated[Optional[Path], typer.Option(
+    "--config", help="JSON file (YAML with PyYAML) with threshold, thresholds {label: P}, unknown, events_only, "
+    "events_ignore; options given on the command line win.")]
 
 
 @command("classify")
@@ -39,7 +46,9 @@ def classify(
     bundle: Bundle,
     images: Annotated[List[Path], typer.Argument(help="Image files, folders of images or globs.")],
     top_k: TopK = 3,
-    threshold: Threshold = 0.0,
+    threshold: Threshold = None,
+    unknown: Unknown = None,
+    config: ConfigFile = None,
     crop: Crop = None,
     threads: Threads = None,
     runtime: Runtime = None,
@@ -47,14 +56,14 @@ def classify(
     max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
 ) -> None:
     """Classify image files with a bundle: the camera's pipeline on files (label, score, top-k)."""
+    from ..edge.decide import decide_options
     from ..edge.files import classify_paths
     from ..edge.model import Classifier
-    from ..edge.postprocess import SmoothConfig
     from ..edge.runtime import check_threads
     from ..errors import UsageError
     from ..safetext import json_line_safe, printable
 
-    SmoothConfig(threshold=threshold)  # validates --threshold before loading anything
+    decision, _ = decide_options(threshold, unknown, config)  # --threshold, --unknown, --config checked before loading
     check_threads(threads)
     if top_k < 1:
         raise UsageError(f"--top-k {top_k}: expected 1 or more")
@@ -65,7 +74,7 @@ def classify(
     clf = Classifier.load(bundle, runtime, threads, crop, quiet=not settings.verbose)
     failed = 0
     # Labels and file names come from files: control characters are escaped, never sent to the terminal.
-    for r in classify_paths(clf, images, top_k, threshold, max_pixels):
+    for r in classify_paths(clf, images, top_k, decision, max_pixels):
         if r.error:
             failed += 1
             if as_json:
@@ -94,7 +103,15 @@ def camera(
                            "(default: every frame).")] = False,
     crop: Crop = None,
     top_k: TopK = 3,
-    threshold: Threshold = 0.0,
+    threshold: Threshold = None,
+    unknown: Unknown = None,
+    config: ConfigFile = None,
+    events_only: Annotated[Optional[List[str]], typer.Option(
+        "--events-only", metavar="LABEL", help="Write change events (and run --on-change) only for changes into or "
+        "out of LABEL (repeat for more; uncertain and unknown are labels too).")] = None,
+    events_ignore: Annotated[Optional[List[str]], typer.Option(
+        "--events-ignore", metavar="LABEL", help="Write no change event for a change to LABEL; the next event names "
+        "the last reported label as previous (repeat for more).")] = None,
     smooth: Annotated[int, typer.Option("--smooth", help="Smooth over the last N frames (1: off).")] = 1,
     smooth_mode: Annotated[str, typer.Option("--smooth-mode", help="mean (moving average) or majority.")] = "mean",
     hysteresis: Annotated[float, typer.Option(
@@ -134,12 +151,14 @@ def camera(
     """Classify live frames from a camera, video, folder or stream; JSON events and a summary at exit."""
     from ..edge.keep import CaptureConfig
     from ..edge.loop import CameraConfig, run_camera
-    from ..edge.postprocess import SmoothConfig
+    from ..edge.decide import decide_options
     from ..edge.sources import quiet_opencv
     from ..edge.stats import format_summary
 
     if not settings.verbose:
         quiet_opencv()
+    decision, events_filter = decide_options(threshold, unknown, config, events_only, events_ignore, window=smooth,
+                                             mode=smooth_mode, hysteresis=hysteresis)
 
     try:
         mode = int(events_mode, 8)
@@ -151,7 +170,7 @@ def camera(
         raise UsageError(f"--events-mode {events_mode!r}: expected octal permissions such as 600 or 640")
     config = CameraConfig(
         source=source, size=size, runtime=runtime, threads=threads, realtime=realtime, crop=crop, top_k=top_k,
-        smooth=SmoothConfig(smooth, smooth_mode, threshold, hysteresis), every=every, events=events, events_mode=mode,
+        smooth=decision, events_filter=events_filter, every=every, events=events, events_mode=mode,
         display=display, save=save, on_change=on_change, serve=serve, token=token or None, max_clients=max_clients,
         max_frames=max_frames, max_pixels=max_pixels, quiet_native=not settings.verbose, stall_timeout=stall_timeout, reconnect_max=reconnect_max,
         capture=None if capture is None else CaptureConfig(capture, capture_below, capture_interval, capture_sample,

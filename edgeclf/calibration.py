@@ -1,0 +1,128 @@
+"""The manifest's `calibration` record: a temperature fitted by `edgeclf convert`, and the "unknown" rule.
+
+A bundle outputs probabilities (one sigmoid for 2 classes, a softmax otherwise). The edge recovers logits
+from them (`log(p / (1 - p))` or `log p`, with p clipped to [clip, 1 - clip]), divides by `temperature` and
+turns them back into probabilities (`edgeclf.scores`). Below `unknown.threshold` of the calibrated
+top-class probability, `camera` and `classify` answer "unknown" (for one sigmoid that is a band around
+0.5: |logit / T| < logit(threshold)). What was measured when they were fitted is stored beside them.
+
+Standard library only: the Pi reads this with the manifest. A manifest without the record (schema
+version 1, or a bundle converted without calibration) behaves as before: scores as the model gives them,
+no "unknown".
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from typing import Any, Mapping
+
+from .errors import BundleError
+from .preprocess import field_int, field_mapping, field_number, field_str
+
+METHODS = ("temperature",)
+UNKNOWN_SCORES = ("calibrated-max-prob",)
+
+
+def _fraction(value: Any, where: str) -> float:
+    v = field_number(value, where)
+    if not 0.0 <= v <= 1.0:
+        raise BundleError(f"{where}: expected a fraction in 0..1, got {v}")
+    return v
+
+
+def _present(obj: Any) -> dict[str, Any]:
+    return {f.name: getattr(obj, f.name) for f in fields(obj) if getattr(obj, f.name) is not None}
+
+
+@dataclass(frozen=True)
+class UnknownRule:
+    """Below `threshold` (calibrated probability of the top class) the answer is "unknown".
+
+    Chosen on the validation split and on generated non-class images (`fitted_on` says which and how many);
+    the fractions each side put below it are kept, and the test side's when the run has one.
+    """
+
+    threshold: float
+    score: str = "calibrated-max-prob"
+    max_loss: float = 0.05  # the most of the validation images the threshold may call unknown
+    fitted_on: str = ""
+    validation_unknown: float | None = None  # fraction of validation images below the threshold
+    generated_unknown: float | None = None  # fraction of the generated non-class images below it
+    test_unknown: float | None = None  # fraction of the test images below it (recall they lose)
+
+    def __post_init__(self) -> None:
+        if self.score not in UNKNOWN_SCORES:
+            raise BundleError(f"calibration.unknown.score {self.score!r} is not supported; expected one of "
+                              f"{UNKNOWN_SCORES}")
+        if not (isinstance(self.threshold, (int, float)) and 0.0 <= self.threshold <= 1.0):
+            raise BundleError(f"calibration.unknown.threshold {self.threshold!r}: expected a probability in 0..1")
+
+    def to_dict(self) -> dict[str, Any]:
+        return _present(self)
+
+    @classmethod
+    def from_dict(cls, value: Any, where: str = "calibration.unknown") -> "UnknownRule":
+        d = field_mapping(value, where)
+        if "threshold" not in d:
+            raise BundleError(f"{where}: missing key 'threshold'")
+        got: dict[str, Any] = {"threshold": _fraction(d["threshold"], f"{where}.threshold")}
+        if d.get("score") is not None:
+            got["score"] = field_str(d["score"], f"{where}.score", UNKNOWN_SCORES)
+        for k in ("max_loss", "validation_unknown", "generated_unknown", "test_unknown"):
+            if d.get(k) is not None:
+                got[k] = _fraction(d[k], f"{where}.{k}")
+        if d.get("fitted_on") is not None:
+            got["fitted_on"] = field_str(d["fitted_on"], f"{where}.fitted_on")
+        return cls(**got)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Temperature scaling of the bundle's outputs, fitted on the validation split through this variant."""
+
+    temperature: float
+    clip: float = 1e-6  # probabilities are clipped to [clip, 1 - clip] before logits are taken
+    method: str = "temperature"
+    fitted_on: str = ""
+    n: int | None = None
+    ece_before: float | None = None  # validation, before and after
+    ece_after: float | None = None
+    test_ece_before: float | None = None  # the run's test side, before and after (not used for fitting)
+    test_ece_after: float | None = None
+    unknown: UnknownRule | None = None
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise BundleError(f"calibration.method {self.method!r} is not supported; expected one of {METHODS}")
+        t = self.temperature
+        if not (isinstance(t, (int, float)) and math.isfinite(t) and 0.01 <= t <= 100.0):
+            raise BundleError(f"calibration.temperature {t!r}: expected a number between 0.01 and 100")
+        if not (isinstance(self.clip, (int, float)) and 0.0 < self.clip < 0.5):
+            raise BundleError(f"calibration.clip {self.clip!r}: expected a probability between 0 and 0.5")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = _present(self)
+        if self.unknown is not None:
+            d["unknown"] = self.unknown.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, value: Any, where: str = "calibration") -> "Calibration":
+        d = field_mapping(value, where)
+        if "temperature" not in d:
+            raise BundleError(f"{where}: missing key 'temperature'")
+        got: dict[str, Any] = {"temperature": field_number(d["temperature"], f"{where}.temperature", positive=True)}
+        if d.get("clip") is not None:
+            got["clip"] = field_number(d["clip"], f"{where}.clip", positive=True)
+        for k in ("method", "fitted_on"):
+            if d.get(k) is not None:
+                got[k] = field_str(d[k], f"{where}.{k}")
+        if d.get("n") is not None:
+            got["n"] = field_int(d["n"], f"{where}.n", 0)
+        for k in ("ece_before", "ece_after", "test_ece_before", "test_ece_after"):
+            if d.get(k) is not None:
+                got[k] = _fraction(d[k], f"{where}.{k}")
+        if d.get("unknown") is not None:
+            got["unknown"] = UnknownRule.from_dict(d["unknown"], f"{where}.unknown")
+        return cls(**got)

@@ -1,0 +1,95 @@
+"""Calibrated scores: logits recovered from a bundle's probabilities, temperature scaling, the "unknown" score.
+
+One home for the arithmetic, used by `convert` (fitting), the edge (every frame) and `eval` (before and
+after). numpy only. Probabilities are (N, n_classes) as the edge holds them: a binary model's sigmoid p
+is the row [1 - p, p].
+
+Why recover logits: the bundle ends in a sigmoid or softmax, and an int8 bundle's output is quantized in
+steps of 1/256, so p = 0 or 1 happens; `clip` keeps those at a finite logit (half a quantization step for
+quantized outputs, `clip_for`).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from .metrics import reliability
+
+
+def clip_for(quantized: bool, scale: float) -> float:
+    """How far from 0 and 1 probabilities are clipped: half an output step when quantized, else 1e-6."""
+    return max(float(scale) / 2.0, 1e-6) if quantized else 1e-6
+
+
+def logits(probs: np.ndarray, clip: float) -> np.ndarray:
+    """Logits up to a per-row constant: binary [0, log(p/(1-p))], multiclass log p (both clipped)."""
+    p = np.clip(np.asarray(probs, np.float64), clip, 1.0 - clip)
+    if p.shape[-1] == 2:
+        z = np.zeros_like(p)
+        z[..., 1] = np.log(p[..., 1]) - np.log1p(-p[..., 1])
+        return z
+    return np.log(p)
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def calibrate(probs: np.ndarray, temperature: float, clip: float) -> np.ndarray:
+    """Probabilities after temperature scaling (for 2 classes: sigmoid(logit(p) / T))."""
+    return softmax(logits(probs, clip) / temperature)
+
+
+def nll(probs: np.ndarray, y: np.ndarray) -> float:
+    p = np.clip(probs[np.arange(len(y)), y], 1e-12, 1.0)
+    return float(-np.mean(np.log(p)))
+
+
+def fit_temperature(probs: np.ndarray, y: Sequence[int], clip: float) -> float:
+    """The temperature minimising the negative log-likelihood of `y` (a grid over log T, then refined)."""
+    z = logits(probs, clip)
+    yy = np.asarray(y, np.int64)
+
+    def loss(log_t: float) -> float:
+        return nll(softmax(z / np.exp(log_t)), yy)
+
+    grid = np.linspace(np.log(0.05), np.log(20.0), 121)
+    best = float(grid[int(np.argmin([loss(g) for g in grid]))])
+    step = float(grid[1] - grid[0])
+    fine = np.linspace(best - step, best + step, 41)
+    return round(float(np.exp(fine[int(np.argmin([loss(g) for g in fine]))])), 4)
+
+
+def top_score(probs: np.ndarray) -> np.ndarray:
+    """The "unknown" score: the calibrated probability of the top class (binary: a band around 0.5)."""
+    return np.asarray(probs, np.float64).max(axis=-1)
+
+
+def ece(probs: np.ndarray, y: Sequence[int]) -> float:
+    """Expected calibration error of the top class (`edgeclf.metrics.reliability`)."""
+    p = np.asarray(probs, np.float64)
+    pred = p.argmax(axis=1)
+    return reliability(p[np.arange(len(p)), pred], pred == np.asarray(y))[0]
+
+
+def choose_unknown_threshold(known: np.ndarray, generated: np.ndarray, max_loss: float = 0.05) -> float:
+    """The threshold on `top_score` that best separates known images from generated non-class ones.
+
+    Maximises (share of generated images below it) - (share of known images below it), among thresholds
+    that put at most `max_loss` of the known images below; ties go to the lower threshold (less recall lost).
+    """
+    k = np.sort(np.asarray(known, np.float64))
+    g = np.asarray(generated, np.float64)
+    candidates = np.unique(np.concatenate([k, g, [0.0]]))
+    best_t, best_j = 0.0, -np.inf
+    for t in candidates:
+        lost = np.searchsorted(k, t, side="left") / max(len(k), 1)  # known scores strictly below t
+        if lost > max_loss:
+            break
+        j = float(np.mean(g < t)) - lost if len(g) else -lost
+        if j > best_j + 1e-12:
+            best_t, best_j = float(t), j
+    return best_t
