@@ -78,8 +78,8 @@ def _is_bundle(d: Path) -> bool:
 def _run_of(bundle: Path, m: Manifest) -> Path | None:
     """The run a bundle came from: RUN/bundles/<name>, or the manifest's source.run if it still exists."""
     candidates = [bundle.parent.parent]
-    if m.source.get("run"):
-        candidates.append(Path(str(m.source["run"])))
+    if m.source.run:
+        candidates.append(Path(m.source.run))
     for c in candidates:
         if (c / RUN_FILE).is_file():
             return c
@@ -190,17 +190,9 @@ def _runtimes(cfg: BenchConfig) -> list[tuple[str, str | None]]:
     return plan
 
 
-def _manifest_agreement(m: Manifest) -> float | None:
-    for key in ("agreement", "agreement_with_keras", "keras_agreement"):
-        v = m.metrics.get(key)
-        if isinstance(v, (int, float)):
-            return float(v) / 100.0 if v > 1.0 else float(v)
-    return None
-
-
 def _quant(name: str, m: Manifest) -> str:
-    q = m.source.get("quantization") or m.source.get("quant")
-    return str(q) if q else name.rsplit("-", 1)[-1]
+    """The manifest's quantization kind; a manifest without one (made by hand) falls back to the folder name."""
+    return m.source.quantization or name.rsplit("-", 1)[-1]
 
 
 def _row(d: Mapping[str, Any], m: Manifest, keras: Mapping[int, Sequence[str]]) -> BenchRow:
@@ -209,8 +201,8 @@ def _row(d: Mapping[str, Any], m: Manifest, keras: Mapping[int, Sequence[str]]) 
     decisions = [m.labels[i] for i in d["decisions"]]
     if size in keras and decisions and len(decisions) == len(keras[size]):
         agree, src = sum(a == b for a, b in zip(decisions, keras[size])) / len(decisions), "keras"
-    elif _manifest_agreement(m) is not None:
-        agree, src = _manifest_agreement(m), "manifest"
+    elif m.metrics.agreement is not None:
+        agree, src = m.metrics.agreement, "manifest"
     p50, macs = d["p50_ms"], d["macs"]
     return BenchRow(
         variant=d["variant"], size=size, quant=_quant(d["variant"], m), runtime=d["runtime"],

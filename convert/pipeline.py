@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from edgeclf.bundle import Manifest, write_bundle
+from edgeclf.contracts import BundleMetrics, Interval, Source
 from edgeclf.errors import UsageError
 from edgeclf.rundir import RunDir, RunInfo
 
@@ -183,10 +184,11 @@ def _manifest(run: RunDir, info: RunInfo, size: int, kind: QuantizationKind, r: 
     return Manifest(
         labels=tuple(info.labels), task=info.task, positive_label=info.positive_label,
         preprocess=info.models[size].preprocess, input=r.input, output=r.output,
-        source={"run": str(run.path.resolve()), "arch": info.arch, "size": size, "quantization": kind.name,
-                "io_dtype": kind.io_dtype if kind.name == "int8" else r.input.dtype},
-        metrics={**r.metrics.to_dict(), "status": r.status, **test,
-                 "measured_on": "test" if test else "validation (run made before test splits)"},
-        runtimes={k: dict(v) for k, v in r.runtimes.items()},
+        source=Source(run=str(run.path.resolve()), arch=info.arch, size=size, quantization=kind.name,
+                      io_dtype=kind.io_dtype if kind.name == "int8" else r.input.dtype),
+        metrics=BundleMetrics(**r.metrics.to_dict(), status=r.status,
+                              test=Interval.from_dict(test["test"]) if test else None,
+                              measured_on="test" if test else "validation (run made before test splits)"),
+        runtimes=dict(r.runtimes),
     )
 

@@ -9,6 +9,7 @@ from typing import Any, Mapping, Sequence
 
 from edgeclf.atomic import write_json
 from edgeclf.bundle import TensorSpec
+from edgeclf.contracts import RuntimeVerdict
 from edgeclf.tflite_ops import RUNTIME_214
 
 from .quantize import QuantizationKind
@@ -27,7 +28,7 @@ class VariantResult:
     kind: QuantizationKind
     size_bytes: int
     metrics: Metrics
-    runtimes: Mapping[str, Mapping[str, Any]]
+    runtimes: Mapping[str, RuntimeVerdict]
     status: str  # ok | rejected (drop > max_drop; not written) | allowed (drop > max_drop, kept by --allow-drop)
     input: TensorSpec = field(default_factory=TensorSpec)
     output: TensorSpec = field(default_factory=TensorSpec)
@@ -44,7 +45,8 @@ class VariantResult:
         return self.status == REJECTED
 
     def loads_on(self, runtime: str) -> bool | None:
-        return self.runtimes.get(runtime, {}).get("loads")
+        v = self.runtimes.get(runtime)
+        return None if v is None else v.loads
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -52,8 +54,8 @@ class VariantResult:
             "io_dtype": self.kind.io_dtype, "size_bytes": self.size_bytes, "size_kb": round(self.size_bytes / 1024, 1),
             **self.metrics.to_dict(),
             **({"test": dict(self.test)} if self.test else {}),
-            "loads": {rt: r.get("loads") for rt, r in self.runtimes.items()},
-            "runtimes": {rt: dict(r) for rt, r in self.runtimes.items()},
+            "loads": {rt: r.loads for rt, r in self.runtimes.items()},
+            "runtimes": {rt: r.to_dict() for rt, r in self.runtimes.items()},
             "input": {"dtype": self.input.dtype, "scale": self.input.scale, "zero_point": self.input.zero_point},
             "output": {"dtype": self.output.dtype, "scale": self.output.scale, "zero_point": self.output.zero_point},
             "status": self.status, "bundle": str(self.path) if self.path else None, "sha256": self.sha256,
@@ -121,7 +123,7 @@ def tflite_runtime_advice(results: Sequence[VariantResult]) -> list[str]:
     for r in results:
         if r.loads_on(RUNTIME_214) is not False:
             continue
-        why = r.runtimes.get(RUNTIME_214, {}).get("why", "")
+        why = r.runtimes[RUNTIME_214].why if RUNTIME_214 in r.runtimes else ""
         same = [o for o in results if o.size == r.size and o.loads_on(RUNTIME_214) and o.status != REJECTED]
         same.sort(key=lambda o: _PREFERENCE.index(o.kind.name))
         instead = (f"pick {same[0].name} instead" if same else

@@ -14,6 +14,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from edgeclf.bundle import TensorSpec
+from edgeclf.contracts import RuntimeVerdict
 from edgeclf.errors import ModelError
 from edgeclf.tflite_ops import RUNTIME_214, tflite_runtime_214_verdict
 
@@ -135,17 +136,16 @@ def _module_version(dist: str) -> str:
 
 
 def runtime_report(model_bytes: bytes, interpreter: str, x_one: np.ndarray,
-                   quiet: bool = True) -> dict[str, dict[str, Any]]:
+                   quiet: bool = True) -> dict[str, RuntimeVerdict]:
     """Which runtime loads the model: measured where installed, else judged from the op versions."""
-    report: dict[str, dict[str, Any]] = {}
+    report: dict[str, RuntimeVerdict] = {}
     if interpreter == LITERT:
-        report[LITERT] = {"loads": True, "why": f"loaded and invoked here (ai-edge-litert {_module_version(LITERT)})",
-                          "source": "load+invoke"}
+        report[LITERT] = RuntimeVerdict(True, f"loaded and invoked here (ai-edge-litert {_module_version(LITERT)})",
+                                        "load+invoke")
     else:
-        report[LITERT] = {"loads": None, "why": "ai-edge-litert is not installed where this was converted",
-                          "source": "not checked"}
+        report[LITERT] = RuntimeVerdict(None, "ai-edge-litert is not installed where this was converted", "not checked")
     verdict = tflite_runtime_214_verdict(model_bytes)
-    entry = verdict.to_dict()
+    entry = verdict.runtime_verdict()
     if importlib.util.find_spec("tflite_runtime") is not None:
         version = _module_version("tflite-runtime")
         if version.startswith("2.14"):
@@ -154,11 +154,9 @@ def runtime_report(model_bytes: bytes, interpreter: str, x_one: np.ndarray,
             with quiet_native(quiet):
                 try:
                     _run(Interpreter, model_bytes, x_one)
-                    entry = {"loads": True, "why": "loaded and invoked here (tflite-runtime 2.14)",
-                             "source": "load+invoke"}
+                    entry = RuntimeVerdict(True, "loaded and invoked here (tflite-runtime 2.14)", "load+invoke")
                 except Exception as e:
                     first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-                    entry = {"loads": False, "why": f"{verdict.why if not verdict.loads else first}",
-                             "source": "load+invoke"}
+                    entry = RuntimeVerdict(False, verdict.why if not verdict.loads else first, "load+invoke")
     report[RUNTIME_214] = entry
     return report

@@ -38,9 +38,9 @@ def _refuse_by_verdict(bundle: Bundle, rt: Runtime) -> None:
         from edgeclf.tflite_ops import tflite_runtime_214_verdict
 
         v = tflite_runtime_214_verdict(bundle.model_bytes, str(bundle.path / "model.tflite"))
-        verdict = {"loads": v.loads, "why": v.why}
-    if verdict is not None and verdict.get("loads") is False:
-        why = f" ({verdict['why']})" if verdict.get("why") else ""
+        verdict = v.runtime_verdict()
+    if verdict is not None and verdict.loads is False:
+        why = f" ({verdict.why})" if verdict.why else ""
         raise ModelError(f"{bundle.path}: {key} cannot load this variant{why}; pick a variant whose manifest says it "
                          f"loads on {key} (`edgeclf info`), e.g. full int8, or install ai-edge-litert (64-bit)")
 

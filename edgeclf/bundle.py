@@ -22,6 +22,7 @@ from typing import Any, Mapping
 
 from . import __version__, tflite_file
 from .atomic import atomic_dir
+from .contracts import BundleMetrics, RuntimeVerdict, Source, runtimes_from_dict
 from .calibration import Calibration
 from .errors import BundleError
 from .preprocess import PreprocessSpec, field_int, field_mapping, field_number, field_str
@@ -70,14 +71,17 @@ class Manifest:
     sha256: str = ""
     size_bytes: int = 0
     positive_label: str | None = None
-    source: Mapping[str, Any] = field(default_factory=dict)  # run, arch, size, quantization
-    metrics: Mapping[str, Any] = field(default_factory=dict)
-    runtimes: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # name -> {"loads": bool, "why": str}
+    source: Source = field(default_factory=Source)  # run, arch, size, quantization, io_dtype (edgeclf.contracts)
+    metrics: BundleMetrics = field(default_factory=BundleMetrics)
+    runtimes: Mapping[str, RuntimeVerdict] = field(default_factory=dict)  # runtime name -> verdict
     created: str = ""
     edgeclf_version: str = __version__
     calibration: Calibration | None = None  # None: scores as the model gives them, no "unknown"
 
     def __post_init__(self) -> None:
+        if not (isinstance(self.source, Source) and isinstance(self.metrics, BundleMetrics)
+                and all(isinstance(v, RuntimeVerdict) for v in self.runtimes.values())):
+            raise TypeError("Manifest: source, metrics and runtimes take edgeclf.contracts types, not mappings")
         if self.task not in TASKS:
             raise BundleError(f"manifest: task {self.task!r} is not supported; expected one of {TASKS}")
         if len(self.labels) < 2 or len(set(self.labels)) != len(self.labels):
@@ -104,9 +108,9 @@ class Manifest:
             "input": _tensor_dict(self.input),
             "output": _tensor_dict(self.output),
             "model": {"file": MODEL_FILE, "sha256": self.sha256, "size_bytes": self.size_bytes},
-            "source": dict(self.source),
-            "metrics": dict(self.metrics),
-            "runtimes": {k: dict(v) for k, v in self.runtimes.items()},
+            "source": self.source.to_dict(),
+            "metrics": self.metrics.to_dict(),
+            "runtimes": {k: v.to_dict() for k, v in self.runtimes.items()},
             "created": self.created,
             "edgeclf_version": self.edgeclf_version,
             **({"calibration": self.calibration.to_dict()} if self.calibration is not None else {}),
@@ -140,9 +144,9 @@ class Manifest:
                 output=_tensor_from(d["output"], f"{where}: output"),
                 sha256=_sha256(model["sha256"], f"{where}: model.sha256"),
                 size_bytes=field_int(model["size_bytes"], f"{where}: model.size_bytes", 0),
-                source=dict(field_mapping(d.get("source", {}), f"{where}: source")),
-                metrics=dict(field_mapping(d.get("metrics", {}), f"{where}: metrics")),
-                runtimes=_runtimes(d.get("runtimes", {}), f"{where}: runtimes"),
+                source=Source.from_dict(d.get("source", {}), f"{where}: source"),
+                metrics=BundleMetrics.from_dict(d.get("metrics", {}), f"{where}: metrics"),
+                runtimes=runtimes_from_dict(d.get("runtimes", {}), f"{where}: runtimes"),
                 created=field_str(d.get("created", ""), f"{where}: created"),
                 edgeclf_version=field_str(d.get("edgeclf_version", ""), f"{where}: edgeclf_version"),
                 calibration=Calibration.from_dict(d["calibration"], f"{where}: calibration")
@@ -168,19 +172,6 @@ def _sha256(value: Any, where: str) -> str:
     if len(v) != 64 or any(c not in "0123456789abcdef" for c in v):
         raise BundleError(f"{where}: expected 64 lowercase hex digits")
     return v
-
-
-def _runtimes(value: Any, where: str) -> dict[str, dict[str, Any]]:
-    """{"ai-edge-litert": {"loads": true, "why": ""}, ...}: names to verdicts."""
-    out = {}
-    for name, verdict in field_mapping(value, where).items():
-        v = dict(field_mapping(verdict, f"{where}.{name}"))
-        if v.get("loads") is not None and not isinstance(v["loads"], bool):
-            raise BundleError(f"{where}.{name}.loads: expected true, false or null, got {v['loads']!r}")
-        if v.get("why") is not None:
-            field_str(v["why"], f"{where}.{name}.why")
-        out[name] = v
-    return out
 
 
 def _tensor_dict(t: TensorSpec) -> dict[str, Any]:

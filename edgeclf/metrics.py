@@ -16,6 +16,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from .contracts import Interval  # noqa: F401  (the test figure's one home; imported from here by callers)
+
 N_BOOT = 2000
 LEVEL = 0.95
 # Fewer test subjects than this (or fewer than MIN_GROUPS_PER_CLASS in some class) give an interval so wide,
@@ -23,34 +25,6 @@ LEVEL = 0.95
 MIN_GROUPS = 10
 MIN_GROUPS_PER_CLASS = 2
 RELIABILITY_BINS = 10
-
-
-@dataclass(frozen=True)
-class Interval:
-    """Top-1 accuracy on a test set with its 95 % bootstrap interval over groups."""
-
-    accuracy: float
-    low: float
-    high: float
-    n_images: int
-    n_groups: int
-    enough: bool  # False: too few groups for a meaningful figure; `note` says why
-    note: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Interval":
-        return cls(float(d["accuracy"]), float(d["low"]), float(d["high"]), int(d["n_images"]),
-                   int(d["n_groups"]), bool(d["enough"]), str(d.get("note", "")))
-
-    def text(self) -> str:
-        """'0.912 [0.85, 0.96] · 13 subjects, 201 images' (or the reason there is no figure)."""
-        if not self.enough:
-            return f"{self.accuracy:.3f}? ({self.note})"
-        return (f"{self.accuracy:.3f} [{self.low:.2f}, {self.high:.2f}] · {self.n_groups} groups, "
-                f"{self.n_images} images")
 
 
 def bootstrap_interval(correct: Sequence[bool] | np.ndarray, groups: Sequence[str], labels: Sequence[int] | None = None,

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
+from .contracts import RuntimeVerdict
 from .tflite_file import OpCode, read_op_codes
 
 # Highest version of each builtin op that tflite-runtime 2.14.0's BuiltinOpResolver registers. Measured,
@@ -69,8 +70,9 @@ class Verdict:
     why: str
     missing: tuple[OpCode, ...] = ()
 
-    def to_dict(self) -> dict[str, object]:
-        return {"loads": self.loads, "why": self.why, "source": "op-version table"}
+    def runtime_verdict(self) -> RuntimeVerdict:
+        """The manifest's form of this verdict (judged from the op-version table, not a load)."""
+        return RuntimeVerdict(self.loads, self.why, "op-version table")
 
 
 def check_tflite_runtime_214(ops: Sequence[OpCode], table: Mapping[str, int] | None = None) -> Verdict:

@@ -29,6 +29,7 @@ import numpy as np
 
 from edgeclf.atomic import write_json
 from edgeclf.bundle import Manifest, TensorSpec, write_bundle
+from edgeclf.contracts import RuntimeVerdict, Source
 from edgeclf.preprocess import PreprocessSpec
 from edgeclf.tflite_ops import tflite_runtime_214_verdict
 
@@ -198,10 +199,9 @@ def make_bundles(out: Path, data: Path | None = None) -> dict[str, Any]:
                 manifest = Manifest(
                     labels=labels, task=task, positive_label=labels[1] if task == "binary" else None,
                     preprocess=spec, input=tin, output=tout,
-                    source={"run": "tests/make_bundles", "arch": "tiny-test", "size": size, "quantization": quant},
-                    metrics={},
-                    runtimes={"ai-edge-litert": {"loads": True, "why": "loaded by tests/make_bundles"},
-                              verdict.runtime: verdict.to_dict()})
+                    source=Source(run="tests/make_bundles", arch="tiny-test", size=size, quantization=quant),
+                    runtimes={"ai-edge-litert": RuntimeVerdict(True, "loaded by tests/make_bundles"),
+                              verdict.runtime: verdict.runtime_verdict()})
                 write_bundle(out / name, model_bytes, manifest)
                 expected[name] = {p.name: pr for p, pr in zip(domain, probs)}
                 index["bundles"][name] = {"size": size, "quantization": quant, "task": task, "labels": list(labels)}

@@ -17,6 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from edgeclf.bundle import Manifest, TensorSpec, write_bundle
+from edgeclf.contracts import BundleMetrics, Source
 from edgeclf.cli import app
 from edgeclf.bench.report import COLUMNS
 from edgeclf.preprocess import PreprocessSpec
@@ -80,8 +81,8 @@ def make_tiny_run(root: Path) -> Path:
         it = Interpreter(model_content=tfl)
         manifest = Manifest(labels=LABELS, task="binary", positive_label=LABELS[1], preprocess=spec,
                             input=tensor_spec(it.get_input_details()[0]), output=tensor_spec(it.get_output_details()[0]),
-                            source={"run": str(run.path), "arch": "tiny", "size": SIZE, "quantization": quant},
-                            metrics={"accuracy": 1.0, "agreement": 0.5})
+                            source=Source(run=str(run.path), arch="tiny", size=SIZE, quantization=quant),
+                            metrics=BundleMetrics(accuracy=1.0, agreement=0.5))
         write_bundle(run.bundles / f"{SIZE}-{quant}", tfl, manifest)
     return run.path
 

@@ -7,6 +7,7 @@ import pytest
 
 from edgeclf.bundle import (MANIFEST_FILE, MODEL_FILE, SCHEMA_VERSION, Manifest, TensorSpec, check_tflite_bytes,
                             load_bundle, read_manifest, write_bundle)
+from edgeclf.contracts import BundleMetrics, RuntimeVerdict, Source
 from edgeclf.errors import BundleError, ModelError
 from edgeclf.preprocess import PreprocessSpec
 
@@ -17,8 +18,8 @@ FAKE_TFLITE = (16).to_bytes(4, "little") + b"TFL3" + bytes(32)
 def make_manifest(**kw) -> Manifest:
     base = dict(labels=("horses", "humans"), task="binary", positive_label="humans",
                 preprocess=PreprocessSpec(150, 150), input=TensorSpec("uint8", 1 / 255, 0),
-                output=TensorSpec("uint8", 1 / 256, 0), source={"run": "runs/train-1", "arch": "seed"},
-                metrics={"accuracy": 0.93}, runtimes={"ai-edge-litert": {"loads": True}})
+                output=TensorSpec("uint8", 1 / 256, 0), source=Source(run="runs/train-1", arch="seed"),
+                metrics=BundleMetrics(accuracy=0.93), runtimes={"ai-edge-litert": RuntimeVerdict(True)})
     base.update(kw)
     return Manifest(**base)
 

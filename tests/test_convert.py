@@ -64,10 +64,10 @@ def test_every_kind_converts_loads_and_fills_the_manifest(tiny_run: Path) -> Non
         m = load_bundle(r.path).manifest
         assert m.labels == ("blue", "red") and m.task == "binary" and m.positive_label == "red"
         assert (m.preprocess.height, m.preprocess.width, m.preprocess.scale) == (SIZE, SIZE, 1 / 255)
-        assert m.source["quantization"] == kind and m.source["arch"] == "tiny" and m.source["size"] == SIZE
-        assert set(m.metrics) >= {"accuracy", "keras_accuracy", "delta_pp", "agreement", "mean_abs_diff", "n"}
-        assert m.metrics["n"] == len(RunDir(tiny_run).read_split().val)
-        assert m.runtimes["ai-edge-litert"]["loads"] is True
+        assert m.source.quantization == kind and m.source.arch == "tiny" and m.source.size == SIZE
+        assert set(m.to_dict()["metrics"]) >= {"accuracy", "keras_accuracy", "delta_pp", "agreement", "mean_abs_diff", "n"}
+        assert m.metrics.n == len(RunDir(tiny_run).read_split().val)
+        assert m.runtimes["ai-edge-litert"].loads is True
         assert m.size_bytes == r.size_bytes
     # int8 io is uint8 by default; float kinds keep float32 io
     assert load_bundle(by["int8"].path).manifest.input.dtype == "uint8"
@@ -77,9 +77,9 @@ def test_every_kind_converts_loads_and_fills_the_manifest(tiny_run: Path) -> Non
     assert by["float16"].size_bytes < by["float32"].size_bytes
     # the op-version reader's verdict is in the manifest: today's dynamic-range FC needs v12
     m_dyn = load_bundle(by["dynamic"].path).manifest
-    assert m_dyn.runtimes["tflite-runtime-2.14"]["loads"] is False
-    assert "FULLY_CONNECTED v12" in m_dyn.runtimes["tflite-runtime-2.14"]["why"]
-    assert load_bundle(by["int8"].path).manifest.runtimes["tflite-runtime-2.14"]["loads"] is True
+    assert m_dyn.runtimes["tflite-runtime-2.14"].loads is False
+    assert "FULLY_CONNECTED v12" in m_dyn.runtimes["tflite-runtime-2.14"].why
+    assert load_bundle(by["int8"].path).manifest.runtimes["tflite-runtime-2.14"].loads is True
     # a trained colour task: the variants agree with Keras
     assert all(r.metrics.agreement >= 0.8 and r.metrics.keras_accuracy >= 0.8 for r in res.results)
     # variants.json and the plot
@@ -95,7 +95,7 @@ def test_int8_io_dtype_is_what_was_asked(tiny_run: Path, io_dtype: str) -> None:
     y, inp, out = _invoke(r.path, _one_image(tiny_run, SIZE))
     assert np.dtype(inp["dtype"]).name == io_dtype and np.dtype(out["dtype"]).name == io_dtype
     m = load_bundle(r.path).manifest
-    assert m.input.dtype == io_dtype and m.output.dtype == io_dtype and m.source["io_dtype"] == io_dtype
+    assert m.input.dtype == io_dtype and m.output.dtype == io_dtype and m.source.io_dtype == io_dtype
     if io_dtype != "float32":
         assert m.input.scale == pytest.approx(inp["quantization"][0]) and m.input.zero_point == inp["quantization"][1]
         assert m.output.scale == pytest.approx(out["quantization"][0])
@@ -129,7 +129,7 @@ def test_gate_rejects_when_impossibly_tight_and_cli_exits_nonzero(tiny_run: Path
     assert json.loads((tiny_run / "bundles" / "variants.json").read_text())["variants"][0]["status"] == "rejected"
     r = runner.invoke(app, args + ["--max-drop", "-1", "--allow-drop"])
     assert r.exit_code == 0, r.output
-    assert load_bundle(tiny_run / "bundles" / f"{SIZE}-float16").manifest.metrics["status"] == "allowed"
+    assert load_bundle(tiny_run / "bundles" / f"{SIZE}-float16").manifest.metrics.status == "allowed"
     r = runner.invoke(app, args)  # default 1.0 pp: float16 keeps the accuracy
     assert r.exit_code == 0 and "ok" in r.output
 

@@ -54,7 +54,7 @@ def test_moved_data_folder_names_the_folder_and_the_flag(tiny_run: Path, tmp_pat
     r = runner.invoke(app, ["convert", str(tiny_run), "--quantize", "--size", "24", "--data", str(moved),
                             "--calibration", "10"])
     assert r.exit_code == 0, r.output
-    assert load_bundle(tiny_run / "bundles" / "24-int8").manifest.metrics["n"] > 0
+    assert load_bundle(tiny_run / "bundles" / "24-int8").manifest.metrics.n > 0
     # a --data folder that is not the run's: the missing files are counted
     other = tmp_path / "other"
     (other / "blue").mkdir(parents=True)
@@ -137,7 +137,7 @@ def test_sigkill_during_conversion_keeps_the_previous_bundle(tiny_run: Path, mod
     p = subprocess.run([sys.executable, "-c", KILLER, mode, str(tiny_run)], cwd=REPO, capture_output=True,
                        text=True, timeout=300)
     assert p.returncode == -signal.SIGKILL, p.stderr
-    assert load_bundle(bundles / "24-int8").manifest.source["quantization"] == "int8"  # written before the kill
+    assert load_bundle(bundles / "24-int8").manifest.source.quantization == "int8"  # written before the kill
     leftovers = [x.name for x in bundles.iterdir() if x.name.startswith(".24-float16.")]
     if mode == "write":
         assert load_bundle(bundles / "24-float16").manifest == before  # the old one, complete

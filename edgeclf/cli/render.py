@@ -37,12 +37,13 @@ def print_manifest(path: Path, m: Manifest, console: Console | None = None) -> N
         q = f" (scale {ts.scale:.6g}, zero point {ts.zero_point})" if ts.quantized else ""
         t.add_row(name, ts.dtype + q)
     t.add_row("model", f"model.tflite, {m.size_bytes / 1024:.1f} KB, sha256 {m.sha256}")
-    if m.source:
-        t.add_row("source", ", ".join(f"{k}={v}" for k, v in m.source.items()))
-    if m.metrics:
+    if m.source.to_dict():
+        t.add_row("source", ", ".join(f"{k}={v}" for k, v in m.source.to_dict().items()))
+    if m.metrics.to_dict():
         t.add_row("metrics", ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                                       for k, v in m.metrics.items()))
+                                       for k, v in m.metrics.to_dict().items() if k != "test")
+                  + (f", test={m.metrics.test.text()}" if m.metrics.test else ""))
     for rt, r in m.runtimes.items():
-        t.add_row(f"loads on {rt}", ("yes" if r.get("loads") else "NO") + (f" ({r['why']})" if r.get("why") else ""))
+        t.add_row(f"loads on {rt}", ("yes" if r.loads else "NO") + (f" ({r.why})" if r.why else ""))
     t.add_row("created", f"{m.created} by edgeclf {m.edgeclf_version}")
     console.print(table)

@@ -48,8 +48,8 @@ class Bundles:
         p = self.root / name
         key = manifest_key(find_runtime())
         verdict = read_manifest(p).runtimes.get(key)
-        if verdict is not None and verdict.get("loads") is False:
-            pytest.skip(f"{name}: the manifest says {key} cannot load it ({verdict.get('why')})")
+        if verdict is not None and verdict.loads is False:
+            pytest.skip(f"{name}: the manifest says {key} cannot load it ({verdict.why})")
         return p
 
 
