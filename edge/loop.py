@@ -23,11 +23,14 @@ import numpy as np
 from edgeclf.edge.capture import FileFeed, LiveFeed
 from edgeclf.edge.decide import ChangeReporter, EventsFilter
 from edgeclf.edge.events import EventWriter, OnChange
+from edgeclf.edge.integrations import Integrations
 from edgeclf.edge.keep import CaptureConfig, Keeper
 from edgeclf.edge.model import Classifier
+from edgeclf.edge.mqtt import MqttConfig
 from edgeclf.edge.outputs import Outputs, check_save_path
 from edgeclf.edge.postprocess import SmoothConfig, Smoother, top_k
 from edgeclf.edge.runtime import check_threads
+from edgeclf.edge.shadow import check_every as check_shadow_every
 from edgeclf.edge.serve import PreviewServer, check_bind, parse_bind
 from edgeclf.edge.sources import FrameSource, ImageFolderSource, make_source, parse_size
 from edgeclf.edge.stats import RunStats, summary_dict
@@ -68,6 +71,9 @@ class CameraConfig:
     reconnect_max: float = 30.0
     quiet_native: bool = False  # keep the interpreter's own stderr banner off the terminal (the CLI, unless -v)
     serve_write_timeout: float = 5.0  # a preview client that reads nothing for this long is dropped
+    mqtt: MqttConfig | None = None  # --mqtt URL (edge/mqtt.py)
+    shadow: Path | None = None  # --shadow BUNDLE, run on every `shadow_every`th frame (edge/shadow.py)
+    shadow_every: int = 10
     capture: CaptureConfig | None = None  # --capture DIR: keep frames worth labelling (edge/keep.py)
 
     def validate(self) -> None:
@@ -83,6 +89,7 @@ class CameraConfig:
             raise UsageError("--stall-timeout must be >= 0 (0: no watchdog) and --reconnect-max > 0")
         if self.max_pixels < 1:
             raise UsageError(f"--max-pixels {self.max_pixels}: expected 1 or more")
+        check_shadow_every(self.shadow_every)
         if self.max_clients < 1:
             raise UsageError(f"--max-clients {self.max_clients}: expected 1 or more")
         parse_size(self.size)
@@ -159,6 +166,7 @@ def run_camera(bundle: str | Path, config: CameraConfig, *, events: EventWriter 
              "threads": clf.threads, "source": redact(config.source)}
 
     server: PreviewServer | None = None
+    integ: Integrations | None = None
 
     def status() -> dict[str, Any]:
         out = {**summary_dict(stats, feed.stats, extra), "last": dict(state)}
@@ -166,12 +174,17 @@ def run_camera(bundle: str | Path, config: CameraConfig, *, events: EventWriter 
             out["serve"] = dict(server.stats)
         if config.events is not None:
             out["events"] = dict(ev.stats)
+        if integ is not None:
+            out.update(integ.status())
         return out
 
     with contextlib.ExitStack() as stack:
         if own_events:
             stack.callback(ev.close)
         stack.enter_context(stop_on_signals(stop, reason))
+        integ = Integrations.open(clf, ev.emit, config.mqtt, config.shadow, config.shadow_every, config.runtime,
+                                  config.crop, config.quiet_native)  # label counts; --mqtt, --shadow threads
+        stack.callback(integ.close)
         if isinstance(feed, LiveFeed):
             feed.start(first)
         else:
@@ -180,7 +193,8 @@ def run_camera(bundle: str | Path, config: CameraConfig, *, events: EventWriter 
         if config.serve is not None:
             host, port = parse_bind(config.serve)
             server = PreviewServer(host, port, config.token, status, max_clients=config.max_clients,
-                                   write_timeout=config.serve_write_timeout)
+                                   write_timeout=config.serve_write_timeout,
+                                   metrics=lambda: integ.metrics(stats, feed.stats, ev.stats if config.events else None))
             url = server.start()
             stack.callback(server.close)
             ev.emit("serving", url=url, token_required=bool(config.token))
@@ -198,7 +212,7 @@ def run_camera(bundle: str | Path, config: CameraConfig, *, events: EventWriter 
                 input=f"{m.preprocess.width}x{m.preprocess.height} {m.input.dtype}")
         stats.started = time.monotonic()
         try:
-            _loop(clf, feed, ev, stats, state, config, outputs, hook, stop, reason, keeper)
+            _loop(clf, feed, ev, stats, state, config, outputs, hook, stop, reason, keeper, integ)
         except BaseException:
             reason.setdefault("stopped", "error")
             raise
@@ -213,6 +227,8 @@ def run_camera(bundle: str | Path, config: CameraConfig, *, events: EventWriter 
             if keeper is not None:
                 keeper.close()  # its last frames are written before the summary counts them
                 summary["capture"] = dict(keeper.stats)
+            if integ is not None:
+                integ.finish(summary)  # stops the shadow, publishes the summary over MQTT
             ev.emit("summary", **summary)
     if config.events is not None:  # after close: the last lines' fate is known
         summary["events"] = dict(ev.stats)
@@ -221,7 +237,8 @@ def run_camera(bundle: str | Path, config: CameraConfig, *, events: EventWriter 
 
 def _loop(clf: Classifier, feed: Any, ev: EventWriter, stats: RunStats, state: dict[str, Any],
           config: CameraConfig, outputs: Outputs, hook: OnChange | None, stop: threading.Event,
-          reason: dict[str, str], keeper: Keeper | None = None) -> None:
+          reason: dict[str, str], keeper: Keeper | None = None,
+          integ: Integrations | None = None) -> None:
     smoother = Smoother(clf.labels, config.smooth, clf.calibration)
     reporter = ChangeReporter(config.events_filter)
     labels = clf.labels
@@ -264,6 +281,8 @@ def _loop(clf: Classifier, feed: Any, ev: EventWriter, stats: RunStats, state: d
                 hook.fire(dec.label, score, reported or "", cap.seq)
             previous = dec.label
         state.update(label=dec.label, score=round(score, 4), smoothed=round(dec.smoothed, 4), frame=cap.seq)
+        if integ is not None:
+            integ.frame(cap.image, probs, dec.label, score, dec.smoothed, dec.changed, cap.seq, stats.fps_now)
         t4 = clock()
         outputs.show(cap.image, dec.label, score, dec.smoothed, stats.fps_now, latency_ms)
         if hook is not None and cap.seq % 16 == 0:

@@ -1,4 +1,5 @@
-"""--serve: an MJPEG preview (`/stream`), `/status` JSON and a tiny page (`/`), on the standard library only.
+"""--serve: an MJPEG preview (`/stream`), `/status` JSON, Prometheus `/metrics` and a tiny page (`/`), on the
+standard library only.
 
 Safe by default: binds 127.0.0.1; any other address needs a token (refused at start otherwise), checked on
 every request (`Authorization: Bearer TOKEN` or `?token=TOKEN`, 401 when wrong). Bounded: at most
@@ -30,6 +31,7 @@ from edgeclf.errors import UsageError
 log = logging.getLogger(__name__)
 
 SEND_BUFFER = 256 * 1024
+METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"  # Prometheus text exposition format
 EVICT_AFTER_S = 1.0  # a silent connection this old may be pushed out by a new one when every slot is taken
 
 PAGE = b"""<!doctype html><html><head><meta charset="utf-8"><title>edgeclf</title></head>
@@ -178,12 +180,14 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if url.path == "/status":
             self._send(200, (json.dumps(p.status()) + "\n").encode(), "application/json")
+        elif url.path == "/metrics" and p.metrics is not None:
+            self._send(200, p.metrics().encode("utf-8"), METRICS_TYPE)
         elif url.path == "/stream":
             self._stream(p)
         elif url.path in ("/", "/index.html"):
             self._send(200, PAGE, "text/html; charset=utf-8")
         else:
-            self._send(404, b'{"error": "not found; try /, /stream or /status"}\n', "application/json")
+            self._send(404, b'{"error": "not found; try /, /stream, /status or /metrics"}\n', "application/json")
 
     def _stream(self, p: "PreviewServer") -> None:
         if not p.enter_stream():
@@ -221,11 +225,12 @@ class PreviewServer:
 
     def __init__(self, host: str, port: int, token: str | None, status: Callable[[], dict[str, Any]],
                  max_clients: int = 4, write_timeout: float = 5.0, jpeg_quality: int = 80, max_fps: float = 15.0,
-                 request_timeout: float = 3.0):
+                 request_timeout: float = 3.0, metrics: Callable[[], str] | None = None):
         check_bind(host, token)
         self.host, self.port = host, port
         self.token = token
         self.status = status
+        self.metrics = metrics  # /metrics: the Prometheus text (edge/metrics_text.py)
         self.max_clients = max_clients
         self.max_connections = max_clients + 4
         self.write_timeout = write_timeout

@@ -10,7 +10,7 @@ import math
 import resource
 import sys
 import time
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -34,6 +34,15 @@ class Histogram:
         self.counts[i] += 1
         self.n += 1
         self.total += seconds
+
+    def cumulative(self, bounds: Sequence[float]) -> tuple[list[int], int]:
+        """How many durations are at or below each bound (to one bin, ~0.5 % low) and how many in all."""
+        cum = np.cumsum(self.counts)
+        below = []
+        for b in bounds:
+            k = int(math.log10(b / _LO) * _PER_DECADE) if b > _LO else 0  # bins [0, k) end at or below b
+            below.append(int(cum[min(k, self._n_bins) - 1]) if k > 0 else 0)
+        return below, int(cum[-1])
 
     def percentile(self, q: float) -> float:
         if self.n == 0:

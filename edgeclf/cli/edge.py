@@ -147,10 +147,31 @@ def camera(
         "--capture-sample", help="--capture: mean seconds between randomly kept ordinary frames (0: none).")] = 600.0,
     capture_max_mb: Annotated[float, typer.Option(
         "--capture-max-mb", help="--capture: disk cap of the kept frames, MB; the oldest go first.")] = 500.0,
+    mqtt: Annotated[Optional[str], typer.Option(
+        "--mqtt", envvar="EDGECLF_MQTT", help="Publish state, label changes and the summary to an MQTT broker: "
+        "mqtt://[user[:password]@]host[:port]/topic-prefix (mqtts:// for TLS; the password may come from "
+        "$EDGECLF_MQTT_PASSWORD instead). Home Assistant discovers the sensors.")] = None,
+    mqtt_ca: Annotated[Optional[Path], typer.Option("--mqtt-ca", help="mqtts://: CA certificate (PEM) of the "
+                                                    "broker (default: the system's).")] = None,
+    mqtt_cert: Annotated[Optional[Path], typer.Option("--mqtt-cert", help="mqtts://: client certificate (PEM).")] = None,
+    mqtt_key: Annotated[Optional[Path], typer.Option("--mqtt-key", help="mqtts://: the client certificate's key "
+                                                     "(PEM).")] = None,
+    mqtt_discovery: Annotated[str, typer.Option("--mqtt-discovery", help="Home Assistant discovery prefix, or off.")]
+    = "homeassistant",
+    mqtt_node_id: Annotated[Optional[str], typer.Option(
+        "--mqtt-node-id", help="Home Assistant node id and MQTT client id (default: edgeclf_<host>_<prefix>).")] = None,
+    mqtt_interval: Annotated[float, typer.Option(
+        "--mqtt-interval", help="Seconds between state messages while the label stays the same (0: changes only).")]
+    = 5.0,
+    shadow: Annotated[Optional[Path], typer.Option(
+        "--shadow", help="A second bundle to try beside this one: it classifies every Nth frame and its agreement "
+                         "is reported in events, the summary, /status and /metrics.")] = None,
+    shadow_every: Annotated[int, typer.Option("--shadow-every", help="--shadow: classify every Nth frame.")] = 10,
 ) -> None:
     """Classify live frames from a camera, video, folder or stream; JSON events and a summary at exit."""
     from ..edge.keep import CaptureConfig
     from ..edge.loop import CameraConfig, run_camera
+    from ..edge.mqtt import MqttConfig
     from ..edge.decide import decide_options
     from ..edge.sources import quiet_opencv
     from ..edge.stats import format_summary
@@ -174,7 +195,11 @@ def camera(
         display=display, save=save, on_change=on_change, serve=serve, token=token or None, max_clients=max_clients,
         max_frames=max_frames, max_pixels=max_pixels, quiet_native=not settings.verbose, stall_timeout=stall_timeout, reconnect_max=reconnect_max,
         capture=None if capture is None else CaptureConfig(capture, capture_below, capture_interval, capture_sample,
-                                                           capture_max_mb))
+                                                           capture_max_mb),
+        mqtt=None if mqtt is None else MqttConfig.parse(
+            mqtt, ca=mqtt_ca, cert=mqtt_cert, key=mqtt_key, discovery=None if mqtt_discovery == "off" else mqtt_discovery,
+            node_id=mqtt_node_id, interval=mqtt_interval),
+        shadow=shadow, shadow_every=shadow_every)
     summary = run_camera(bundle, config)
     typer.echo(format_summary(summary), err=True)  # the run's result: shown with -q too
     lost = summary.get("events", {}).get("lost", 0)

@@ -1,0 +1,111 @@
+"""What the camera tells other systems, beside its events: label counts, --mqtt, --shadow and /metrics.
+
+`Integrations` is the one object the frame loop calls per frame (`frame()`, a few dict updates and, on
+every Nth frame with --shadow, one frame copy); /status, /metrics and the summary read from it. MQTT and
+the shadow run in their own threads (edge/mqtt.py, edge/shadow.py) and cannot stop the loop.
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from edgeclf import __version__
+from edgeclf.edge import metrics_text
+from edgeclf.edge.model import Classifier
+from edgeclf.edge.mqtt import MqttConfig, MqttPublisher
+from edgeclf.edge.shadow import Shadow, load_shadow
+
+
+def _unknown_label() -> str | None:
+    """The "unknown" answer's label, once the bundle's unknown threshold exists in edgeclf (issue 14 part 1)."""
+    from edgeclf.edge import postprocess
+
+    return getattr(postprocess, "UNKNOWN", None)
+
+
+class Integrations:
+    """Label counts for /metrics and the summary; the MQTT publisher and the shadow when asked for."""
+
+    def __init__(self, clf: Classifier, emit: Callable[..., None], mqtt: MqttConfig | None = None,
+                 shadow: Classifier | None = None, shadow_every: int = 10):
+        self.clf = clf
+        self.labels: collections.Counter[str] = collections.Counter()
+        self.changes = 0
+        m = clf.manifest
+        self.info = {"bundle": Path(clf.bundle.path).name, "sha256": m.sha256, "edgeclf_version": __version__,
+                     "bundle_edgeclf_version": m.edgeclf_version, "runtime": f"{clf.runtime.name} {clf.runtime.version}"}
+        self.mqtt = MqttPublisher(mqtt, emit, name=f"edgeclf {mqtt.prefix}") if mqtt is not None else None
+        self.shadow = Shadow(shadow, clf.labels, shadow_every, emit) if shadow is not None else None
+        self._previous: str | None = None
+        self._closed = False
+
+    @classmethod
+    def open(cls, clf: Classifier, emit: Callable[..., None], mqtt: MqttConfig | None, shadow: Path | None,
+             shadow_every: int, runtime: str | None, crop: str | None, quiet: bool) -> "Integrations":
+        """Load the shadow bundle (refused in one line when it cannot run) and start the threads."""
+        shadow_clf = load_shadow(shadow, runtime, 1, crop, quiet) if shadow is not None else None
+        self = cls(clf, emit, mqtt, shadow_clf, shadow_every)
+        if self.shadow is not None:
+            self.shadow.start()
+            emit("shadow_start", bundle=str(shadow_clf.bundle.path), sha256=shadow_clf.manifest.sha256,  # type: ignore[union-attr]
+                 every=shadow_every, labels=list(shadow_clf.labels))  # type: ignore[union-attr]
+        if self.mqtt is not None:
+            self.mqtt.start()
+        return self
+
+    def frame(self, image: np.ndarray, probs: np.ndarray, label: str, score: float, smoothed: float, changed: bool,
+              seq: int, fps: float) -> None:
+        """After each frame's decision (the loop's thread)."""
+        self.labels[label] += 1
+        if changed:
+            self.changes += 1
+        if self.shadow is not None:
+            self.shadow.offer(image, int(np.argmax(probs)), seq)
+        if self.mqtt is not None:
+            state = {"label": label, "score": round(score, 4), "smoothed": round(smoothed, 4), "frame": seq,
+                     "fps": round(fps, 2), "time": time.time()}
+            if changed:
+                self.mqtt.put("change", {**state, "previous": self._previous})
+            self.mqtt.state(state, changed, time.monotonic())
+        if changed:
+            self._previous = label
+
+    def status(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"labels": dict(self.labels)}
+        if self.mqtt is not None:
+            out["mqtt"] = dict(self.mqtt.stats)
+        if self.shadow is not None:
+            out["shadow"] = self.shadow.summary()
+        return out
+
+    def metrics(self, stats: Any, feed_stats: Any, events: dict[str, Any] | None) -> str:
+        unknown = _unknown_label()
+        return metrics_text.render(stats, feed_stats, self.info, dict(self.labels), self.changes,
+                                   unknown=self.labels.get(unknown, 0) if unknown else None,
+                                   mqtt=dict(self.mqtt.stats) if self.mqtt else None,
+                                   shadow=dict(self.shadow.stats) if self.shadow else None, events=events)
+
+    def finish(self, summary: dict[str, Any] | None) -> None:
+        """Stop the shadow, publish the summary over MQTT and disconnect; add their figures to `summary`.
+        Called again (or with None, on the way out after an error) it does nothing more."""
+        if self._closed:
+            return
+        self._closed = True
+        out: dict[str, Any] = {"labels": dict(self.labels)}
+        if self.shadow is not None:
+            self.shadow.close()
+            out["shadow"] = self.shadow.summary()
+        if summary is not None:
+            summary.update(out)
+        if self.mqtt is not None:
+            self.mqtt.close(summary)
+            if summary is not None:
+                summary["mqtt"] = dict(self.mqtt.stats)
+
+    def close(self) -> None:
+        self.finish(None)
