@@ -2,8 +2,9 @@
 
 Each frame is timed per stage (capture wait, preprocess, invoke, postprocess, output). Events are JSON
 lines: `start`, `change` (the stable label changed), `frame` (every N frames with --every), `source_error`,
-`reconnect_failed`, `reconnected`, `stall`, `skipped`, `serving`, and `summary` last. SIGTERM, SIGINT and
-SIGHUP stop the loop cleanly after the current frame; a second signal kills as usual.
+`reconnect_failed`, `reconnected`, `stall`, `skipped`, `serving`, the reload events (edge/reload.py) and
+`summary` last. SIGTERM and SIGINT stop the loop cleanly after the current frame; a second signal kills as
+usual. SIGHUP reloads the bundle (verified, self-tested, swapped in between frames, rolled back if worse).
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ from edgeclf.edge.model import Classifier
 from edgeclf.edge.mqtt import MqttConfig
 from edgeclf.edge.outputs import Outputs, check_save_path
 from edgeclf.edge.postprocess import SmoothConfig, Smoother, top_k
+from edgeclf.edge.reload import ReloadConfig, Reloader
 from edgeclf.edge.runtime import check_threads
-from edgeclf.edge.shadow import check_every as check_shadow_every
+from edgeclf.edge.shadow import check_every as check_shadow_every, check_shadow
 from edgeclf.edge.serve import PreviewServer, check_bind, parse_bind
 from edgeclf.edge.sources import FrameSource, ImageFolderSource, make_source, parse_size
 from edgeclf.edge.stats import RunStats, summary_dict
@@ -75,6 +77,7 @@ class CameraConfig:
     shadow: Path | None = None  # --shadow BUNDLE, run on every `shadow_every`th frame (edge/shadow.py)
     shadow_every: int = 10
     capture: CaptureConfig | None = None  # --capture DIR: keep frames worth labelling (edge/keep.py)
+    reload: ReloadConfig = field(default_factory=ReloadConfig)  # SIGHUP / --watch model updates (edge/reload.py)
 
     def validate(self) -> None:
         """Refuse unusable flags before anything is loaded or opened."""
@@ -90,6 +93,8 @@ class CameraConfig:
         if self.max_pixels < 1:
             raise UsageError(f"--max-pixels {self.max_pixels}: expected 1 or more")
         check_shadow_every(self.shadow_every)
+        if self.shadow is not None:
+            check_shadow(self.shadow)
         if self.max_clients < 1:
             raise UsageError(f"--max-clients {self.max_clients}: expected 1 or more")
         parse_size(self.size)
@@ -100,6 +105,7 @@ class CameraConfig:
             check_save_path(self.save)
         if self.capture is not None:
             self.capture.validate()
+        self.reload.validate()
         if self.events is not None:
             parent = self.events.parent
             if parent.exists() and not os.access(parent, os.W_OK) or self.events.is_dir():
@@ -107,8 +113,10 @@ class CameraConfig:
 
 
 @contextlib.contextmanager
-def stop_on_signals(stop: threading.Event, reason: dict[str, str]) -> Iterator[None]:
-    """SIGTERM/SIGINT/SIGHUP set `stop` (the loop finishes its frame and writes the summary)."""
+def stop_on_signals(stop: threading.Event, reason: dict[str, str],
+                    on_hup: Callable[[], None] | None = None) -> Iterator[None]:
+    """SIGTERM/SIGINT (and SIGHUP without `on_hup`) set `stop` (the loop finishes its frame and writes the
+    summary); with `on_hup`, SIGHUP calls it instead (a reload request) and stays handled."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -121,8 +129,12 @@ def stop_on_signals(stop: threading.Event, reason: dict[str, str]) -> Iterator[N
         for s, h in old.items():  # a second signal acts as usual (kills)
             signal.signal(s, h)
 
+    def hup(_signum: int, _frame: Any) -> None:
+        assert on_hup is not None
+        on_hup()
+
     for s in sigs:
-        signal.signal(s, handler)
+        signal.signal(s, hup if on_hup is not None and s == getattr(signal, "SIGHUP", None) else handler)
     try:
         yield
     finally:
@@ -181,7 +193,10 @@ def run_camera(bundle: str | Path, config: CameraConfig, *, events: EventWriter 
     with contextlib.ExitStack() as stack:
         if own_events:
             stack.callback(ev.close)
-        stack.enter_context(stop_on_signals(stop, reason))
+        reloader = Reloader(bundle, config.reload, clf, ev.emit, lambda path: Classifier.load(
+            path, config.runtime, config.threads, config.crop, quiet=config.quiet_native))
+        stack.callback(reloader.close)
+        stack.enter_context(stop_on_signals(stop, reason, reloader.request))
         integ = Integrations.open(clf, ev.emit, config.mqtt, config.shadow, config.shadow_every, config.runtime,
                                   config.crop, config.quiet_native)  # label counts; --mqtt, --shadow threads
         stack.callback(integ.close)
@@ -212,7 +227,7 @@ def run_camera(bundle: str | Path, config: CameraConfig, *, events: EventWriter 
                 input=f"{m.preprocess.width}x{m.preprocess.height} {m.input.dtype}")
         stats.started = time.monotonic()
         try:
-            _loop(clf, feed, ev, stats, state, config, outputs, hook, stop, reason, keeper, integ)
+            _loop(clf, feed, ev, stats, state, config, outputs, hook, stop, reason, keeper, integ, reloader)
         except BaseException:
             reason.setdefault("stopped", "error")
             raise
@@ -227,6 +242,7 @@ def run_camera(bundle: str | Path, config: CameraConfig, *, events: EventWriter 
             if keeper is not None:
                 keeper.close()  # its last frames are written before the summary counts them
                 summary["capture"] = dict(keeper.stats)
+            summary["reload"] = dict(reloader.stats)
             if integ is not None:
                 integ.finish(summary)  # stops the shadow, publishes the summary over MQTT
             ev.emit("summary", **summary)
@@ -238,7 +254,7 @@ def run_camera(bundle: str | Path, config: CameraConfig, *, events: EventWriter 
 def _loop(clf: Classifier, feed: Any, ev: EventWriter, stats: RunStats, state: dict[str, Any],
           config: CameraConfig, outputs: Outputs, hook: OnChange | None, stop: threading.Event,
           reason: dict[str, str], keeper: Keeper | None = None,
-          integ: Integrations | None = None) -> None:
+          integ: Integrations | None = None, reloader: Reloader | None = None) -> None:
     smoother = Smoother(clf.labels, config.smooth, clf.calibration)
     reporter = ChangeReporter(config.events_filter)
     labels = clf.labels
@@ -252,6 +268,11 @@ def _loop(clf: Classifier, feed: Any, ev: EventWriter, stats: RunStats, state: d
             if stop.is_set():
                 reason.setdefault("stopped", "stop")
             break
+        if reloader is not None and (swapped := reloader.between_frames()) is not None:  # a new bundle, or back
+            clf, labels = swapped, swapped.labels
+            smoother = Smoother(labels, config.smooth, clf.calibration)
+            if keeper is not None:
+                keeper.sha256 = clf.manifest.sha256
         t1 = clock()
         clf.preprocess(cap.image)
         t2 = clock()
@@ -259,6 +280,8 @@ def _loop(clf: Classifier, feed: Any, ev: EventWriter, stats: RunStats, state: d
         t3 = clock()
         probs = clf.postprocess()
         dec = smoother.update(probs)
+        if reloader is not None:
+            reloader.observe(dec.index, probs)
         score = float(probs[dec.index]) if dec.index >= 0 else float(np.max(probs))
         latency_ms = (time.monotonic() - cap.t) * 1e3
         periodic = config.every > 0 and (stats.frames + 1) % config.every == 0  # counts frames used, not captured

@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from edgeclf.bundle import load_bundle
 from edgeclf.edge.model import Classifier
 from edgeclf.errors import EdgeclfError, UsageError
 from edgeclf.safetext import printable, redact
@@ -34,12 +35,20 @@ def check_every(every: int) -> None:
         raise UsageError(f"--shadow-every {every}: expected 1 (every frame) or more")
 
 
+def check_shadow(path: Path) -> None:
+    """Schema and sha256 of the shadow bundle, before the main model loads (the full load comes later)."""
+    try:
+        load_bundle(path)
+    except EdgeclfError as e:
+        raise type(e)(f"--shadow: {e}") from None
+
+
 def load_shadow(path: Path, runtime: str | None, threads: int, crop: str | None, quiet: bool) -> Classifier:
     """The shadow bundle, verified and probed like the main one; any failure is one line naming --shadow."""
     try:
         return Classifier.load(path, runtime, threads, crop, quiet=quiet)
     except EdgeclfError as e:
-        raise type(e)(f"--shadow {path}: {e}") from None
+        raise type(e)(f"--shadow: {e}") from None
 
 
 class Shadow:
