@@ -23,6 +23,13 @@ def summary_lines(r: EvalReport) -> list[str]:
     if not t.enough:
         lines.append(f"note: {t.note}; the figure says little about new subjects")
     lines.append(f"calibration: expected calibration error {ev.ece:.3f}, log loss {ev.log_loss:.3f}")
+    c = r.calibration
+    if c is not None:
+        lines.append(f"  calibrated scores (temperature {c.temperature:.3f}, fitted by convert): ECE {c.ece_before:.3f} "
+                     f"before, {c.ece_after:.3f} after")
+        if c.unknown_threshold is not None:
+            lines.append(f"  unknown below {c.unknown_threshold:.3f}: {100 * (c.unknown_fraction or 0):.1f} % of these "
+                         f"images; {100 * (c.correct_lost or 0):.1f} % of the correct answers lost to it")
     width = max(len(x) for x in ev.labels)
     lines.append(f"{'class':<{width}}  precision  recall  support")
     for name, m in ev.per_class.items():
@@ -85,17 +92,24 @@ def _reliability_png(r: EvalReport, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     rows = r.evaluation.reliability
+    c = r.calibration
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
     ax.plot([0, 1], [0, 1], "--", color="grey", label="perfectly calibrated")
     ax.bar([(b["low"] + b["high"]) / 2 for b in rows], [b["accuracy"] for b in rows], width=0.09, alpha=0.7,
-           label="accuracy in bin")
-    ax.plot([b["confidence"] for b in rows], [b["accuracy"] for b in rows], "o-", color="C1", label="mean confidence")
+           label="accuracy in bin" + (" (calibrated)" if c is not None else ""))
+    if c is not None:  # the model's own scores, before the bundle's temperature
+        before = c.reliability_before
+        ax.plot([b["confidence"] for b in before], [b["accuracy"] for b in before], "s--", color="C3",
+                label=f"before calibration (ECE {c.ece_before:.3f})")
+    ax.plot([b["confidence"] for b in rows], [b["accuracy"] for b in rows], "o-", color="C1",
+            label="calibrated" if c is not None else "mean confidence")
     ax.set_xlabel("confidence of the chosen class")
     ax.set_ylabel("accuracy")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
-    ax.set_title(f"reliability (ECE {r.evaluation.ece:.3f})")
-    ax.legend(loc="upper left")
+    ax.set_title(f"reliability (ECE {c.ece_before:.3f} -> {r.evaluation.ece:.3f})" if c is not None
+                 else f"reliability (ECE {r.evaluation.ece:.3f})")
+    ax.legend(loc="lower right", fontsize="small")
     fig.tight_layout()
     _save(fig, path)
     plt.close(fig)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -13,7 +13,7 @@ from edgeclf.camsim import CameraSim, SimFrame, frames, write_video
 from edgeclf.errors import DataError, UsageError
 from edgeclf.groups import DEFAULT_GROUP_PATTERN, groups_for
 from edgeclf.imageio import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, read_bgr
-from edgeclf.metrics import Evaluation, evaluate
+from edgeclf.metrics import Evaluation, evaluate, reliability
 from edgeclf.preprocess import CROP_MODES
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,23 @@ class Mistake:
 
 
 @dataclass(frozen=True)
+class CalibrationReport:
+    """A calibrated bundle on this data: the model's own scores against the calibrated ones, and how many
+    images its "unknown" threshold turns away (correct answers among them are recall lost)."""
+
+    temperature: float
+    ece_before: float
+    ece_after: float
+    reliability_before: tuple[Mapping[str, float], ...]
+    unknown_threshold: float | None = None
+    unknown_fraction: float | None = None  # of all images
+    correct_lost: float | None = None  # of the images answered correctly without the rule
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "reliability_before": [dict(r) for r in self.reliability_before]}
+
+
+@dataclass(frozen=True)
 class EvalReport:
     target: str
     kind: str  # "bundle" or "keras"
@@ -64,11 +81,13 @@ class EvalReport:
     evaluation: Evaluation
     worst: tuple[Mistake, ...]
     predictions: tuple[tuple[str, int, int, float], ...] = field(repr=False, default=())  # file, truth, pred, score
+    calibration: CalibrationReport | None = None  # a bundle with a calibration record (scores above are calibrated)
 
     def to_dict(self) -> dict[str, Any]:
         return {"target": self.target, "kind": self.kind, "data_dir": self.data_dir, "mode": self.mode,
                 "grouped": self.grouped, **self.evaluation.to_dict(),
-                "worst": [m.__dict__ for m in self.worst]}
+                "worst": [m.__dict__ for m in self.worst],
+                **({"calibration": self.calibration.to_dict()} if self.calibration is not None else {})}
 
 
 def folder_items(root: Path, labels: Sequence[str]) -> list[tuple[str, int]]:
@@ -95,11 +114,32 @@ def folder_items(root: Path, labels: Sequence[str]) -> list[tuple[str, int]]:
 Predict = Callable[[np.ndarray], np.ndarray]  # BGR frame -> probabilities, one per label
 
 
-def _bundle_predictor(cfg: EvalConfig) -> tuple[tuple[str, ...], Predict]:
+def _bundle_predictor(cfg: EvalConfig, raw: list[np.ndarray]) -> tuple[tuple[str, ...], Predict, Any]:
+    """The edge path; `raw` collects the model's own (uncalibrated) probabilities of each frame."""
     from edgeclf.edge.model import Classifier
 
     clf = Classifier.load(cfg.target, cfg.runtime, cfg.threads, cfg.crop)
-    return tuple(clf.labels), lambda frame: clf(frame).copy()
+
+    def predict(frame: np.ndarray) -> np.ndarray:
+        p = clf(frame).copy()
+        raw.append(clf.raw_probs.copy())
+        return p
+
+    return tuple(clf.labels), predict, clf.calibration
+
+
+def _calibration_report(calibration: Any, raw: np.ndarray, probs: np.ndarray, truth: np.ndarray,
+                        ece_after: float) -> CalibrationReport:
+    pred = raw.argmax(axis=1)
+    ece_before, bins = reliability(raw[np.arange(len(raw)), pred], pred == truth)
+    rule = calibration.unknown
+    if rule is None:
+        return CalibrationReport(calibration.temperature, ece_before, ece_after, tuple(bins))
+    unknown = probs.max(axis=1) < rule.threshold
+    correct = probs.argmax(axis=1) == truth
+    lost = float(np.mean(unknown[correct])) if correct.any() else 0.0
+    return CalibrationReport(calibration.temperature, ece_before, ece_after, tuple(bins), rule.threshold,
+                             round(float(np.mean(unknown)), 4), round(lost, 4))
 
 
 def _keras_predictor(cfg: EvalConfig) -> tuple[tuple[str, ...], Predict]:
@@ -157,7 +197,8 @@ def run_eval(cfg: EvalConfig, on_progress: Callable[[int, int], None] | None = N
     if not target.exists():
         raise UsageError(f"{target}: no such bundle, run directory or .keras file")
     is_bundle = target.is_dir() and (target / "manifest.json").exists() or target.name in ("manifest.json", "model.tflite")
-    labels, predict = (_bundle_predictor if is_bundle else _keras_predictor)(cfg)
+    raw: list[np.ndarray] = []
+    labels, predict, calibration = _bundle_predictor(cfg, raw) if is_bundle else (*_keras_predictor(cfg), None)
     items = folder_items(Path(cfg.data_dir), labels)
     total = len(items) * (cfg.frames_per_image if cfg.camera_sim else 1)
     probs, truth, files = [], [], []
@@ -176,5 +217,7 @@ def run_eval(cfg: EvalConfig, on_progress: Callable[[int, int], None] | None = N
     wrong = [i for i in np.argsort(-score) if pred[i] != truth[i]][: cfg.worst]
     worst = tuple(Mistake(files[i], labels[truth[i]], labels[pred[i]], round(float(score[i]), 4)) for i in wrong)
     preds = tuple((files[i], int(truth[i]), int(pred[i]), round(float(score[i]), 6)) for i in range(len(p)))
+    cal = None if calibration is None else _calibration_report(calibration, np.asarray(raw, np.float64), p,
+                                                               np.asarray(truth), ev.ece)
     return EvalReport(str(target), "bundle" if is_bundle else "keras", str(cfg.data_dir),
-                      "camera-sim" if cfg.camera_sim else "files", grouped, ev, worst, preds)
+                      "camera-sim" if cfg.camera_sim else "files", grouped, ev, worst, preds, cal)
