@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from edgeclf.bundle import Manifest, write_bundle
+from edgeclf.bundle import Manifest
 from edgeclf.contracts import BundleMetrics, Interval, Source
 from edgeclf.errors import UsageError
 from edgeclf.rundir import RunDir, RunInfo
@@ -25,6 +25,7 @@ from .outdir import check_writable, locked
 from .plot import plot_variants
 from .quantize import QuantizationKind
 from .report import REJECTED, VariantResult, judge, variant_name, write_variants_json
+from .samples import write_with_samples
 from .verify import compare, keras_probs, runtime_report, tflite_probs
 
 log = logging.getLogger(__name__)
@@ -157,7 +158,7 @@ def _convert_size(run: RunDir, info: RunInfo, size: int, model_path: Path, data:
         if status != REJECTED:
             cal = fit_calibration(model_bytes, len(info.labels), fit, out_spec, probs if data.test else None,
                                   y_val if data.test else None, config.quiet)
-            manifest = write_bundle(out / name, model_bytes,
+            manifest = write_with_samples(data.check, out / name, model_bytes,
                                     replace(_manifest(run, info, size, kind, result, test), calibration=cal))
             result = replace(result, path=out / name, sha256=manifest.sha256)
         log.info("%s: %.1f KB, accuracy %.2f%% (%+.2f pp vs Keras), agreement %.2f%%: %s", name,

@@ -25,6 +25,7 @@ from .atomic import atomic_dir
 from .contracts import BundleMetrics, RuntimeVerdict, Source, runtimes_from_dict
 from .calibration import Calibration
 from .errors import BundleError
+from .samples import SAMPLES_DIR, SampleSet
 from .preprocess import PreprocessSpec, field_int, field_mapping, field_number, field_str
 
 SCHEMA = "edgeclf.bundle"
@@ -77,6 +78,7 @@ class Manifest:
     created: str = ""
     edgeclf_version: str = __version__
     calibration: Calibration | None = None  # None: scores as the model gives them, no "unknown"
+    samples: SampleSet | None = None  # self-test frames in samples/ (edgeclf.samples); None: made before them
 
     def __post_init__(self) -> None:
         if not (isinstance(self.source, Source) and isinstance(self.metrics, BundleMetrics)
@@ -114,6 +116,7 @@ class Manifest:
             "created": self.created,
             "edgeclf_version": self.edgeclf_version,
             **({"calibration": self.calibration.to_dict()} if self.calibration is not None else {}),
+            **({"samples": self.samples.to_dict()} if self.samples is not None else {}),
         }
 
     @classmethod
@@ -151,6 +154,8 @@ class Manifest:
                 edgeclf_version=field_str(d.get("edgeclf_version", ""), f"{where}: edgeclf_version"),
                 calibration=Calibration.from_dict(d["calibration"], f"{where}: calibration")
                 if version >= 2 and d.get("calibration") is not None else None,
+                samples=None if d.get("samples") is None else SampleSet.from_dict(
+                    d["samples"], f"{where}: samples", len(d["labels"]) if isinstance(d["labels"], list) else 0),
             )
         except (TypeError, ValueError) as e:
             raise BundleError(f"{where}: malformed value ({e}); re-convert the model with `edgeclf convert`") from None
@@ -300,15 +305,27 @@ def load_bundle(path: str | os.PathLike[str]) -> Bundle:
     return Bundle(d, manifest, data)
 
 
-def write_bundle(path: str | os.PathLike[str], model_bytes: bytes, manifest: Manifest) -> Manifest:
-    """Write model + manifest (sha256, size and time filled in) atomically: the old bundle stays until done."""
+def write_bundle(path: str | os.PathLike[str], model_bytes: bytes, manifest: Manifest,
+                 sample_files: Mapping[str, bytes] | None = None) -> Manifest:
+    """Write model + manifest (sha256, size and time filled in) atomically: the old bundle stays until done.
+
+    `sample_files`: the bytes of each file `manifest.samples` lists (edgeclf.samples), checked against it.
+    """
     check_tflite_bytes(model_bytes, "model")
+    listed = {s.file: s.sha256 for s in manifest.samples.items} if manifest.samples is not None else {}
+    given = dict(sample_files or {})
+    if set(listed) != set(given) or any(sha256_bytes(given[f]) != sha for f, sha in listed.items()):
+        raise BundleError("write_bundle: the sample files given do not match manifest.samples")
     final = replace(manifest, sha256=sha256_bytes(model_bytes), size_bytes=len(model_bytes),
                     created=manifest.created or datetime.now(timezone.utc).isoformat(timespec="seconds"))
     with atomic_dir(path) as tmp:
         (tmp / MODEL_FILE).write_bytes(model_bytes)
         (tmp / MANIFEST_FILE).write_text(json.dumps(final.to_dict(), indent=2, ensure_ascii=False) + "\n", "utf-8")
-        for f in (MODEL_FILE, MANIFEST_FILE):
+        if given:
+            (tmp / SAMPLES_DIR).mkdir()
+        for name, data in given.items():
+            (tmp / name).write_bytes(data)
+        for f in (MODEL_FILE, MANIFEST_FILE, *given):
             with open(tmp / f, "rb") as fh:
                 os.fsync(fh.fileno())
     return final

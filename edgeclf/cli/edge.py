@@ -147,6 +147,17 @@ def camera(
         "--capture-sample", help="--capture: mean seconds between randomly kept ordinary frames (0: none).")] = 600.0,
     capture_max_mb: Annotated[float, typer.Option(
         "--capture-max-mb", help="--capture: disk cap of the kept frames, MB; the oldest go first.")] = 500.0,
+    watch: Annotated[bool, typer.Option(
+        "--watch", help="Reload the bundle when its folder is replaced (renamed over, or a symlink repointed), as "
+                        "on SIGHUP: verified, self-tested, swapped between frames, rolled back if worse.")] = False,
+    watch_interval: Annotated[float, typer.Option(
+        "--watch-interval", help="--watch: seconds between looks at the bundle folder.")] = 1.0,
+    trial_frames: Annotated[int, typer.Option(
+        "--trial-frames", help="After a reload, frames the new bundle is watched for before the old one is let "
+                               "go.")] = 30,
+    max_unknown_rise: Annotated[float, typer.Option(
+        "--max-unknown-rise", help="After a reload: roll back when the rate of uncertain/unknown frames in the "
+                                   "trial rises more than this over the old bundle's (0-1).")] = 0.3,
     mqtt: Annotated[Optional[str], typer.Option(
         "--mqtt", envvar="EDGECLF_MQTT", help="Publish state, label changes and the summary to an MQTT broker: "
         "mqtt://[user[:password]@]host[:port]/topic-prefix (mqtts:// for TLS; the password may come from "
@@ -171,6 +182,7 @@ def camera(
     """Classify live frames from a camera, video, folder or stream; JSON events and a summary at exit."""
     from ..edge.keep import CaptureConfig
     from ..edge.loop import CameraConfig, run_camera
+    from ..edge.reload import ReloadConfig
     from ..edge.mqtt import MqttConfig
     from ..edge.decide import decide_options
     from ..edge.sources import quiet_opencv
@@ -196,6 +208,7 @@ def camera(
         max_frames=max_frames, max_pixels=max_pixels, quiet_native=not settings.verbose, stall_timeout=stall_timeout, reconnect_max=reconnect_max,
         capture=None if capture is None else CaptureConfig(capture, capture_below, capture_interval, capture_sample,
                                                            capture_max_mb),
+        reload=ReloadConfig(watch, watch_interval, trial_frames, max_unknown_rise),
         mqtt=None if mqtt is None else MqttConfig.parse(
             mqtt, ca=mqtt_ca, cert=mqtt_cert, key=mqtt_key, discovery=None if mqtt_discovery == "off" else mqtt_discovery,
             node_id=mqtt_node_id, interval=mqtt_interval),

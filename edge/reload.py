@@ -1,0 +1,208 @@
+"""Safe model updates for `edgeclf camera`: SIGHUP, or `--watch` seeing the bundle folder replaced.
+
+A reload thread verifies the new bundle completely before the loop sees it: `Classifier.load` (manifest
+schema, sha256, TFLite checks, first load probed in a child process, tensors against the manifest), then a
+self-test on the sample frames the bundle carries (`edgeclf.samples`: each one's sha256, and the outputs
+it must give within the manifest's tolerance; a bundle made before samples existed skips this, with a
+note in the event). Only a fully loaded, tested classifier is handed over, and the loop swaps it in
+between two frames: no frame is lost or classified by a half-loaded model.
+
+The previous classifier stays loaded for a trial of `trial_frames` frames. When the new one's rate of
+frames that are not a class (uncertain/unknown) or not finite is more than `max_rise` above what the old
+one showed over its last `trial_frames` frames, the loop swaps the old one back. Every step is an event:
+`reload_started`, `reload_failed` (stage and why; the running bundle stays), `reloaded`,
+`reload_confirmed` or `reload_rolled_back` (why).
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from edgeclf.bundle import MANIFEST_FILE, MODEL_FILE, resolve_bundle_dir
+from edgeclf.edge.model import Classifier
+from edgeclf.errors import BundleError, EdgeclfError, UsageError
+from edgeclf.samples import sample_bytes
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ReloadConfig:
+    """--watch, --watch-interval, --trial-frames and --max-unknown-rise."""
+
+    watch: bool = False
+    interval: float = 1.0  # seconds between looks at the bundle folder
+    trial_frames: int = 30
+    max_rise: float = 0.3  # allowed rise of the not-a-class rate over the old bundle's, 0..1
+
+    def validate(self) -> None:
+        if not 0.05 <= self.interval <= 3600:
+            raise UsageError(f"--watch-interval {self.interval}: expected 0.05 to 3600 seconds")
+        if self.trial_frames < 1:
+            raise UsageError(f"--trial-frames {self.trial_frames}: expected 1 or more")
+        if not 0.0 <= self.max_rise <= 1.0:
+            raise UsageError(f"--max-unknown-rise {self.max_rise}: expected a rate between 0 and 1")
+
+
+def self_test(clf: Classifier) -> str:
+    """Run the bundle's sample frames; raise BundleError when an output is off. Returns what was done."""
+    from edgeclf.imageio import decode_bgr
+
+    samples = clf.manifest.samples
+    if samples is None or not samples.items:
+        return "skipped: the bundle carries no sample frames (made before edgeclf wrote them)"
+    worst = 0.0
+    for s in samples.items:
+        probs = np.asarray(clf(decode_bgr(sample_bytes(clf.bundle.path, s), s.file)), np.float64)
+        diff = float(np.max(np.abs(probs - np.asarray(s.probs))))
+        if not np.isfinite(diff) or diff > samples.tolerance:
+            raise BundleError(f"{clf.bundle.path / s.file}: the model answers {np.round(probs, 4).tolist()}, the "
+                              f"manifest expects {list(s.probs)} (tolerance {samples.tolerance}); this model does not "
+                              "behave as converted; re-copy the bundle or re-convert")
+        worst = max(worst, diff)
+    return f"passed: {len(samples.items)} sample frame(s), largest difference {worst:.4f}"
+
+
+def _signature(path: Path) -> tuple[Any, ...] | None:
+    """What changes when the folder is renamed over, a symlink repointed or its files rewritten."""
+    try:
+        d = os.stat(path)
+        files = tuple((s.st_ino, s.st_mtime_ns, s.st_size) for s in (os.stat(path / MANIFEST_FILE),
+                                                                      os.stat(path / MODEL_FILE)))
+        return (d.st_dev, d.st_ino) + files
+    except OSError:
+        return None  # mid-swap, or gone: look again later
+
+
+class Reloader:
+    """Loads candidates in its own thread; the loop calls `between_frames` and `observe` once per frame."""
+
+    def __init__(self, path: str | os.PathLike[str], config: ReloadConfig, current: Classifier,
+                 load: Callable[[Path], Classifier], emit: Callable[..., None]):
+        config.validate()
+        self.path = resolve_bundle_dir(path)
+        self.config = config
+        self.current = current
+        self._load = load
+        self.emit = emit
+        self.stats: dict[str, Any] = {"reloaded": 0, "failed": 0, "rolled_back": 0, "sha256": current.manifest.sha256}
+        self._wake = threading.Event()
+        self._closing = threading.Event()
+        self._trigger: str | None = None
+        self._lock = threading.Lock()
+        self._ready: tuple[Classifier, str, str] | None = None  # classifier, trigger, self-test note
+        self._previous: Classifier | None = None  # kept for a rollback while the new one is on trial
+        self._trial: list[bool] = []
+        self._baseline: collections.deque[bool] = collections.deque(maxlen=config.trial_frames)
+        self._rollback: str | None = None
+        self._seen = _signature(self.path)
+        self._thread = threading.Thread(target=self._run, name="edgeclf-reload", daemon=True)
+        self._thread.start()
+
+    def request(self, trigger: str = "SIGHUP") -> None:
+        """Ask for a reload (safe from a signal handler: only sets an event)."""
+        self._trigger = trigger
+        self._wake.set()
+
+    def _run(self) -> None:
+        pending: tuple[Any, ...] | None = None
+        while not self._closing.is_set():
+            self._wake.wait(self.config.interval if self.config.watch else None)
+            if self._closing.is_set():
+                return
+            trigger = None
+            if self._wake.is_set():
+                self._wake.clear()
+                trigger = self._trigger or "SIGHUP"
+                self._trigger = None
+            elif self.config.watch:
+                sig = _signature(self.path)
+                if sig is not None and sig != self._seen:
+                    if sig == pending:  # unchanged for one interval: the copy is complete
+                        trigger = "watch"
+                    pending = sig
+            if trigger is None:
+                continue
+            pending = None
+            self._seen = _signature(self.path)
+            self._prepare(trigger)
+
+    def _prepare(self, trigger: str) -> None:
+        self.emit("reload_started", trigger=trigger, bundle=str(self.path))
+        stage = "verify and load"
+        try:
+            clf = self._load(self.path)
+            stage = "self-test"
+            note = self_test(clf)
+        except EdgeclfError as e:
+            self._fail(trigger, stage, str(e))
+            return
+        except Exception as e:  # noqa: BLE001 - whatever a bad bundle does, the running one stays
+            self._fail(trigger, stage, f"{type(e).__name__}: {' '.join(str(e).split())[:200]}")
+            return
+        with self._lock:
+            self._ready = (clf, trigger, note)
+
+    def _fail(self, trigger: str, stage: str, why: str) -> None:
+        self.stats["failed"] += 1
+        log.error("reload (%s): %s failed: %s; the running bundle stays", trigger, stage, why)
+        self.emit("reload_failed", trigger=trigger, stage=stage, error=why, kept=self.current.manifest.sha256)
+
+    def between_frames(self) -> Classifier | None:
+        """The classifier to use from this frame on when it changes (a new one, or the old one back)."""
+        if self._rollback is not None:
+            old, new = self._previous, self.current
+            assert old is not None
+            self.emit("reload_rolled_back", sha256=new.manifest.sha256, back_to=old.manifest.sha256,
+                      why=self._rollback)
+            log.error("reload: rolled back to %s: %s", old.manifest.sha256[:12], self._rollback)
+            self.stats["rolled_back"] += 1
+            self.current, self._previous, self._rollback, self._trial = old, None, None, []
+            self.stats["sha256"] = old.manifest.sha256
+            return old
+        if self._ready is None or self._previous is not None:  # one trial at a time
+            return None
+        with self._lock:
+            clf, trigger, note = self._ready
+            self._ready = None
+        self._previous, self.current, self._trial = self.current, clf, []
+        self.stats["reloaded"] += 1
+        self.stats["sha256"] = clf.manifest.sha256
+        self.emit("reloaded", trigger=trigger, bundle=str(self.path), sha256=clf.manifest.sha256,
+                  previous=self._previous.manifest.sha256, labels=list(clf.labels), self_test=note,
+                  trial_frames=self.config.trial_frames)
+        log.info("reload: %s in use (%s)", clf.manifest.sha256[:12], note)
+        return clf
+
+    def observe(self, index: int, probs: np.ndarray) -> None:
+        """One frame's answer: not a class (index < 0) or not finite counts against the bundle in use."""
+        bad = index < 0 or not bool(np.isfinite(probs).all())
+        if self._previous is None:
+            self._baseline.append(bad)
+            return
+        self._trial.append(bad)
+        if len(self._trial) < self.config.trial_frames:
+            return
+        new = sum(self._trial) / len(self._trial)
+        old = sum(self._baseline) / len(self._baseline) if self._baseline else 0.0
+        if new > old + self.config.max_rise:
+            self._rollback = (f"not-a-class/error rate {new:.2f} in its first {len(self._trial)} frames against "
+                              f"{old:.2f} before it (allowed rise {self.config.max_rise})")
+            return
+        self.emit("reload_confirmed", sha256=self.current.manifest.sha256, frames=len(self._trial),
+                  rate=round(new, 4), previous_rate=round(old, 4))
+        self._previous, self._trial = None, []
+        self._baseline = collections.deque(maxlen=self.config.trial_frames)
+
+    def close(self) -> None:
+        self._closing.set()
+        self._wake.set()
+        self._thread.join(timeout=120)
