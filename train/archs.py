@@ -5,7 +5,9 @@ and outputs probabilities: one sigmoid unit for two classes, softmax for three o
 Keras layers (no Lambda), so saved models load with safe_mode=True and convert to TFLite.
 
 The edge nets end in global average pooling, so one set of weights fits any input size
-(`transfer_weights` copies them from a model built at another size).
+(`transfer_weights` copies them from a model built at another size). So do the pretrained backbones
+(`edgeclf.train.backbones`): their own input scaling is a Rescaling layer after the x/255 input, the backbone
+a nested model named "backbone", then GAP, dropout and the head.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from edgeclf.errors import UsageError
+from edgeclf.train.backbones import BACKBONES
 
 
 @dataclass(frozen=True)
@@ -23,6 +26,11 @@ class Arch:
     build: Callable[[Any, int], Any]  # (inputs tensor, n_outputs) -> outputs tensor, softmax/sigmoid applied
     size_agnostic: bool  # True when the weights do not depend on the input size (GAP head)
     min_size: int = 32  # smallest input side the layers can take
+    pretrained: bool = False  # a backbone of edgeclf.train.backbones: --weights imagenet|none|FILE applies
+
+
+def _no_build(x: Any, n: int) -> Any:
+    raise AssertionError("pretrained backbones are built by build_model")
 
 
 def _head(x: Any, n_classes: int) -> Any:
@@ -137,6 +145,8 @@ ARCHS: dict[str, Arch] = {a.name: a for a in (
     Arch("edge-s", "stride-2 stem + conv-BN blocks 8-16-32-64-64, GAP", _edge((8, 16, 32, 64, 64)), True),
     Arch("edge-sep", "conv stem + depthwise-separable blocks 16-32-64-128-256, GAP", _edge_sep((16, 32, 64, 128, 256)), True),
 )}
+ARCHS.update({b.name: Arch(b.name, b.summary, _no_build, True, b.min_size, pretrained=True) for b in BACKBONES.values()})
+BACKBONE_DROPOUT = 0.2  # before the new head, as in Keras' transfer-learning guide
 
 
 def get_arch(name: str) -> Arch:
@@ -146,8 +156,32 @@ def get_arch(name: str) -> Arch:
         raise UsageError(f"--arch {name!r} is not known; expected one of {', '.join(ARCHS)}") from None
 
 
-def build_model(name: str, size: int, n_classes: int) -> Any:
-    """A fresh, uncompiled model for `size`x`size` RGB input."""
+def _backbone_classifier(inputs: Any, name: str, size: int, n: int, weights: str | None, frozen_bn: bool) -> Any:
+    """x/255 -> the backbone's own scaling -> backbone (weights loaded) -> GAP -> dropout -> head.
+
+    `frozen_bn`: call the backbone in inference mode (pretrained weights: its BatchNorm statistics are kept,
+    as Keras' transfer-learning guide does); from scratch its BatchNorm layers train like any others.
+    """
+    from keras import layers
+
+    from edgeclf.train.backbones.weights import load_into
+
+    backbone = BACKBONES[name]
+    net = backbone.build(size)
+    load_into(backbone, net, weights)
+    x = inputs
+    if backbone.scaling is not None:
+        scale, offset = backbone.scaling
+        x = layers.Rescaling(scale, offset=offset, name="backbone_scaling")(x)
+    x = net(x, training=False) if frozen_bn else net(x)
+    return _gap_head(x, n, BACKBONE_DROPOUT)
+
+
+def build_model(name: str, size: int, n_classes: int, weights: str | None = None, frozen_bn: bool = False) -> Any:
+    """A fresh, uncompiled model for `size`x`size` RGB input.
+
+    For a pretrained backbone, `weights` is what `edgeclf.train.backbones.weights.resolve` returned (None:
+    random weights) and `frozen_bn` keeps its BatchNorm layers in inference mode."""
     import keras
 
     arch = get_arch(name)
@@ -156,7 +190,9 @@ def build_model(name: str, size: int, n_classes: int) -> Any:
     if n_classes < 2:
         raise UsageError(f"a classifier needs at least 2 classes, got {n_classes}")
     inputs = keras.Input((size, size, 3), dtype="float32", name="image")
-    return keras.Model(inputs, arch.build(inputs, n_classes), name=f"{name.replace('-', '_')}_{size}")
+    outputs = (_backbone_classifier(inputs, name, size, n_classes, weights, frozen_bn) if arch.pretrained
+               else arch.build(inputs, n_classes))
+    return keras.Model(inputs, outputs, name=f"{name.replace('-', '_')}_{size}")
 
 
 def transfer_weights(src: Any, dst: Any) -> None:

@@ -210,7 +210,10 @@ def precise_bn(model: Any, batches: Any) -> Any:
     import keras
     import tensorflow as tf
 
-    bns = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    from edgeclf.train.recipe import walk
+
+    # Nested models (a pretrained backbone) included; frozen BatchNorm layers keep their (ImageNet) statistics.
+    bns = [layer for layer in walk(model)[1:] if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable]
     momentum = tf.Variable(0.0, trainable=False, dtype=tf.float32)
     forward = tf.function(lambda x: model(x, training=True))  # traced once, reads `momentum` each call
 

@@ -60,10 +60,29 @@ class TrainConfig:
     # group CV (docs/training.md): a few validation subjects make accuracy and loss jump from epoch to epoch.
     select: str = "last"
     add: tuple[str, ...] = ()  # --add DIR: relabelled camera frames for the training side only (train/add.py)
+    # Pretrained --arch (edgeclf.train.backbones; the recipe is edgeclf.train.recipe). weights: imagenet, none
+    # or a weights file; None becomes imagenet for a pretrained --arch and none for the others.
+    weights: str | None = None
+    head_epochs: int = 10  # epochs with the backbone frozen, only the new head training, at --lr
+    fine_tune_blocks: int = 3  # then the top blocks of the backbone train too (0: never), at fine_tune_lr
+    fine_tune_lr: float = 1e-5  # Keras' transfer-learning guide's fine-tuning rate
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHS:
             raise UsageError(f"--arch {self.arch!r} is not known; expected one of {', '.join(ARCHS)}")
+        pretrained = ARCHS[self.arch].pretrained
+        if self.weights is None:
+            object.__setattr__(self, "weights", "imagenet" if pretrained else "none")  # normalized once, recorded
+        if not pretrained and self.weights != "none":
+            names = ", ".join(a.name for a in ARCHS.values() if a.pretrained)
+            raise UsageError(f"--weights {self.weights}: --arch {self.arch} trains from scratch; --weights applies to "
+                             f"the pretrained archs ({names})")
+        if not self.weights:
+            raise UsageError("--weights is empty; expected imagenet, none or a weights file")
+        if self.fine_tune_blocks < 0:
+            raise UsageError(f"--fine-tune-blocks {self.fine_tune_blocks} must be 0 (head only) or more")
+        if not (self.fine_tune_lr > 0 and self.fine_tune_lr < float("inf")):
+            raise UsageError(f"--fine-tune-lr {self.fine_tune_lr} must be a positive number (e.g. 0.00001)")
         if not self.sizes or any(not 32 <= s <= 1024 for s in self.sizes) or len(set(self.sizes)) != len(self.sizes):
             raise UsageError(f"--size {list(self.sizes)}: expected distinct sizes between 32 and 1024 (e.g. --size 300 --size 150)")
         small = [s for s in self.sizes if s < ARCHS[self.arch].min_size]
@@ -89,7 +108,7 @@ class TrainConfig:
             raise UsageError(f"--lr {self.lr} must be a positive number (e.g. 0.001)")
         if self.schedule not in SCHEDULES:
             raise UsageError(f"--schedule {self.schedule!r} is not known; expected one of {', '.join(SCHEDULES)}")
-        for name in ("epochs", "batch_size", "patience", "max_pixels", "warm_epochs"):
+        for name in ("epochs", "batch_size", "patience", "max_pixels", "warm_epochs", "head_epochs"):
             if getattr(self, name) < 1:
                 raise UsageError(f"--{name.replace('_', '-')} {getattr(self, name)} must be at least 1")
         if self.select not in SELECT:

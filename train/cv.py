@@ -41,7 +41,7 @@ def _mean_sd(values: list[float]) -> tuple[float, float]:
 
 def cross_validate(cfg: TrainConfig, k: int, progress: bool = False) -> CVResult:
     from edgeclf.train.distribute import resolve_strategy
-    from edgeclf.train.run import _load_data, _prepare_out, _train_sizes, _write_data_files, resolved
+    from edgeclf.train.run import _load_data, _prepare_out, _train_sizes, _write_data_files, resolve_weights, resolved
     from edgeclf.train.split import cv_folds
 
     t0 = time.perf_counter()
@@ -50,6 +50,7 @@ def cross_validate(cfg: TrainConfig, k: int, progress: bool = False) -> CVResult
 
         raise UsageError("--cv makes its own test folds; drop --test-dir (or drop --cv to train once)")
     cfg = resolved(cfg)
+    weights = resolve_weights(cfg)
     out = _prepare_out(cfg)
     cfg = cfg.with_(out=str(out))
     strategy = resolve_strategy(cfg.strategy)
@@ -62,7 +63,7 @@ def cross_validate(cfg: TrainConfig, k: int, progress: bool = False) -> CVResult
         run = RunDir(out / f"fold-{i}")
         run.path.mkdir(parents=True, exist_ok=True)
         _write_data_files(run, data, plan.split, plan.why)
-        results = _train_sizes(cfg, run, data.ds.labels, plan.split, progress, strategy)
+        results = _train_sizes(cfg, run, data.ds.labels, plan.split, progress, strategy, weights)
         folds.append({s: {"test": r["test"]["top1"]["accuracy"], "camera_sim": r["camera_sim"]["accuracy"],
                           "val": r["val_accuracy"], "best_epoch": r["best_epoch"]} for s, r in results.items()})
     summary: dict[int, dict[str, float]] = {}

@@ -14,11 +14,14 @@ from edgeclf.errors import EdgeclfError, RunError
 from edgeclf.preprocess import PreprocessSpec
 from edgeclf.rundir import RunDir
 from edgeclf.train.augment import AugmentSpec
+from edgeclf.train import recipe
 from edgeclf.train.archs import build_model, get_arch, transfer_weights
+from edgeclf.train.backbones import BACKBONES
 from edgeclf.train.callbacks import Best, Keeper, SizeState, precise_bn, read_state
 from edgeclf.train.config import TrainConfig
 from edgeclf.train.distribute import fitting, input_plan
 from edgeclf.train.modelio import inference_view, load_keras
+from edgeclf.train.recipe import Phase
 from edgeclf.train.report import classification_metrics
 from edgeclf.train.tfdata import cache_bytes, eval_dataset, train_dataset
 
@@ -44,6 +47,7 @@ class SizeJob:
     warm_from: Path | None = None  # a smaller size's best model with the same (size-agnostic) weights
     test: tuple[tuple[str, int], ...] = ()  # measured once, after training, by the model chosen on `val`
     test_groups: tuple[str, ...] = ()  # the subject of each test image, for the interval
+    weights: str | None = None  # a pretrained --arch: what edgeclf.train.backbones.weights.resolve returned
 
 
 def augment_spec(cfg: TrainConfig) -> AugmentSpec | None:
@@ -80,14 +84,12 @@ def epochs_for(job: SizeJob) -> int:
     return min(job.cfg.warm_epochs, job.cfg.epochs) if job.warm_from is not None else job.cfg.epochs
 
 
-def _compile(model: Any, job: SizeJob, n_classes: int, epoch_steps: int) -> None:
+def _compile(model: Any, cfg: TrainConfig, phase: Phase, n_classes: int, epoch_steps: int) -> None:
     import keras
 
-    cfg = job.cfg
-    lr: Any = cfg.lr
+    lr: Any = phase.lr
     if cfg.schedule == "cosine":
-        steps = epochs_for(job) * epoch_steps
-        lr = keras.optimizers.schedules.CosineDecay(cfg.lr, decay_steps=steps, alpha=0.0)
+        lr = keras.optimizers.schedules.CosineDecay(phase.lr, decay_steps=phase.epochs * epoch_steps, alpha=0.0)
     from edgeclf.train.losses import loss_and_metric
 
     loss, metric = loss_and_metric(n_classes, cfg.label_smoothing)
@@ -136,7 +138,8 @@ def _measured_best(path: Path, job: SizeJob, spec: PreprocessSpec, state: SizeSt
     return Best(float(acc), float(loss), state.best.epoch if state.best else 0)
 
 
-def _build(job: SizeJob, state: SizeState, sdir: Path, epoch_steps: int) -> Any:
+def _build(job: SizeJob, state: SizeState, sdir: Path) -> Any:
+    """The backup's model (compiled, optimizer state included), or a fresh one (compiled per phase later)."""
     import keras
 
     n = len(job.labels)
@@ -148,11 +151,14 @@ def _build(job: SizeJob, state: SizeState, sdir: Path, epoch_steps: int) -> Any:
         log.info("%d px: resuming after epoch %d from %s", job.size, state.epoch, sdir / state.backup)
         return model
     keras.utils.set_random_seed(job.cfg.seed)
-    model = build_model(job.cfg.arch, job.size, n)
+    cfg = job.cfg
+    model = build_model(cfg.arch, job.size, n, weights=None if job.warm_from else job.weights,
+                        frozen_bn=cfg.weights != "none")
     if job.warm_from is not None:
         transfer_weights(load_keras(job.warm_from), model)
         log.info("%d px: starting from the weights of %s (same architecture, GAP head)", job.size, job.warm_from)
-    _compile(model, job, n, epoch_steps)
+    elif get_arch(cfg.arch).pretrained:
+        log.info("%d px: %s weights: %s", job.size, cfg.arch, cfg.weights)
     return model
 
 
@@ -181,7 +187,7 @@ def train_size(job: SizeJob, strategy: Any, progress: bool = False) -> SizeState
                  size, len(job.train) + len(job.val), CACHE_BUDGET // 1024**3)
     plan = input_plan(strategy, cfg.batch_size, len(job.train), len(job.val), EVAL_BATCH)  # global batch, sharding
     with strategy.scope():
-        model = _build(job, state, sdir, plan.steps)
+        model = _build(job, state, sdir)
     _check_space(job.run.path, model)
     keeper = Keeper(size=size, state=state, state_dir=sdir, best_path=best_path,
                     history_path=job.run.path / f"history-{size}.csv", inference_model=inference_view(model),
@@ -194,14 +200,26 @@ def train_size(job: SizeJob, strategy: Any, progress: bool = False) -> SizeState
                  state.epoch + 1, epochs)
         if plan.replicas > 1:
             log.info("%d px: %s", size, plan.describe())
-        tds = train_dataset([f for f, _ in job.train], [y for _, y in job.train], spec, plan.global_batch, n_classes,
-                            cfg.seed, state.epoch, epochs, augment_spec(cfg), cache)
-        vds = eval_dataset([f for f, _ in job.val], [y for _, y in job.val], spec, EVAL_BATCH, n_classes, cache)
-        with fitting(strategy, model):
-            model.fit(plan.train(tds), validation_data=plan.eval(vds), epochs=epochs, initial_epoch=state.epoch,
-                      steps_per_epoch=plan.steps,
-                      callbacks=[precise_bn(model, _bn_batches(job, spec, cache)), keeper.callback],
-                      verbose=1 if progress else 0, shuffle=False)
+        backbone = BACKBONES.get(cfg.arch)
+        for phase in recipe.phases(cfg, epochs, warm=job.warm_from is not None):
+            st = keeper.state
+            if st.epoch >= phase.end or st.stopped == "early" or st.status == "diverged":
+                continue
+            if st.epoch == phase.start:  # a phase that starts now (a backup inside a phase holds its compile)
+                with strategy.scope():
+                    recipe.apply(model, phase, backbone, cfg.fine_tune_blocks)
+                    _compile(model, cfg, phase, n_classes, plan.steps)
+            if phase.kind != "all":
+                log.info("%d px: epochs %d..%d: %s", size, st.epoch + 1, phase.end,
+                         recipe.describe(phase, backbone, cfg.fine_tune_blocks))
+            tds = train_dataset([f for f, _ in job.train], [y for _, y in job.train], spec, plan.global_batch,
+                                n_classes, cfg.seed, st.epoch, epochs, augment_spec(cfg), cache)
+            vds = eval_dataset([f for f, _ in job.val], [y for _, y in job.val], spec, EVAL_BATCH, n_classes, cache)
+            with fitting(strategy, model):
+                model.fit(plan.train(tds), validation_data=plan.eval(vds), epochs=phase.end, initial_epoch=st.epoch,
+                          steps_per_epoch=plan.steps,
+                          callbacks=[precise_bn(model, _bn_batches(job, spec, cache)), keeper.callback],
+                          verbose=1 if progress else 0, shuffle=False)
     state = keeper.state
     if state.status == "diverged":
         kept = (f"the last good model stays at {best_path} (epoch {state.best.epoch}, val_accuracy "

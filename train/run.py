@@ -153,8 +153,18 @@ def _size_order(cfg: TrainConfig) -> list[int]:
     return list(cfg.sizes)
 
 
+def resolve_weights(cfg: TrainConfig) -> str | None:
+    """A pretrained --arch's --weights as a file (downloaded or checked) or loader; None for random weights.
+    Called before the run directory exists: a missing download or a wrong file leaves nothing behind."""
+    if not get_arch(cfg.arch).pretrained:
+        return None
+    from edgeclf.train.backbones.weights import resolve
+
+    return resolve(cfg.arch, cfg.weights or "none")
+
+
 def _train_sizes(cfg: TrainConfig, run: RunDir, labels: tuple[str, ...], split: Split,
-                 progress: bool, strategy: Any) -> dict[int, dict[str, Any]]:
+                 progress: bool, strategy: Any, weights: str | None) -> dict[int, dict[str, Any]]:
     import tensorflow as tf
 
     from edgeclf.train.fit import SizeJob, train_size
@@ -166,7 +176,7 @@ def _train_sizes(cfg: TrainConfig, run: RunDir, labels: tuple[str, ...], split: 
     results: dict[int, dict[str, Any]] = {}
     warm: Path | None = None
     for size in _size_order(cfg):
-        job = SizeJob(size, cfg, labels, paths.train, paths.val, run, warm, paths.test, groups)
+        job = SizeJob(size, cfg, labels, paths.train, paths.val, run, warm, paths.test, groups, weights)
         state = train_size(job, strategy, progress)
         results[size] = state.result
         log.info("%d px: %s (best epoch %s of %d, %s)", size, headline(state.result),
@@ -193,7 +203,7 @@ def _finish(cfg: TrainConfig, run: RunDir, labels: tuple[str, ...], split: Split
     plot_confusion({s: results[s] for s in sizes}, labels, run.path / "confusion.png")
     task = "binary" if len(labels) == 2 else "multiclass"
     models = {s: RunModel(s, run.model_path(s).relative_to(run.path).as_posix(), PreprocessSpec(s, s)) for s in sizes}
-    extra = {"split": split.strategy, "seed": cfg.seed,
+    extra = {"split": split.strategy, "seed": cfg.seed, "weights": cfg.weights,
              "val_accuracy": {str(s): results[s]["val_accuracy"] for s in sizes},
              "test": {str(s): results[s]["test"]["top1"] for s in sizes if "test" in results[s]},
              "camera_sim": {str(s): results[s]["camera_sim"] for s in sizes if "camera_sim" in results[s]}}
@@ -246,23 +256,26 @@ def train(cfg: TrainConfig, progress: bool = False) -> TrainResult:
 
 
 def resolved(cfg: TrainConfig) -> TrainConfig:
-    """The config with absolute data folders (the run directory records where its images are)."""
+    """The config with absolute data folders and weights file (the run directory records where they are)."""
     return cfg.with_(data_dir=str(Path(cfg.data_dir).resolve()),
                      validation_dir=str(Path(cfg.validation_dir).resolve()) if cfg.validation_dir else None,
                      add=tuple(str(Path(d).resolve()) for d in cfg.add),
-                     test_dir=str(Path(cfg.test_dir).resolve()) if cfg.test_dir else None)
+                     test_dir=str(Path(cfg.test_dir).resolve()) if cfg.test_dir else None,
+                     weights=cfg.weights if cfg.weights in (None, "imagenet", "none")
+                     else str(Path(cfg.weights).expanduser().resolve()))
 
 
 def _train(cfg: TrainConfig, progress: bool, scratch: Path | None) -> TrainResult:
     t0 = time.perf_counter()
     cfg = resolved(cfg)
+    weights = resolve_weights(cfg)
     out = _prepare_out(cfg if scratch is None else cfg.with_(out=str(scratch / "run")))
     cfg = cfg.with_(out=str(out))
     with exclusive(out, "`edgeclf train` is writing this run"):
-        return _train_locked(cfg, progress, out, t0)
+        return _train_locked(cfg, progress, out, t0, weights)
 
 
-def _train_locked(cfg: TrainConfig, progress: bool, out: Path, t0: float) -> TrainResult:
+def _train_locked(cfg: TrainConfig, progress: bool, out: Path, t0: float, weights: str | None) -> TrainResult:
     from edgeclf.train.distribute import resolve_strategy
 
     run = RunDir(out)
@@ -278,7 +291,7 @@ def _train_locked(cfg: TrainConfig, progress: bool, out: Path, t0: float) -> Tra
     log.info("%s: %d classes %s, %d images (%d train, %d validation, %d test); %s", cfg.data_dir, len(ds.labels),
              list(ds.labels), len(ds.items), len(split.train), len(split.val), len(split.test), why)
     _write_data_files(run, data, split, why)
-    results = _train_sizes(cfg, run, ds.labels, split, progress, strategy)
+    results = _train_sizes(cfg, run, ds.labels, split, progress, strategy, weights)
     _finish(cfg, run, ds.labels, split, why, results)
     return _result(cfg, run, ds.labels, split, why, results, data.bad, t0)
 
@@ -344,7 +357,7 @@ def _resume_locked(run_dir: Path, progress: bool) -> TrainResult:
         log.info("%s is complete; nothing to resume", run_dir)
     else:
         log.info("resuming %s (%s, sizes %s)", run_dir, cfg.arch, list(cfg.sizes))
-    results = _train_sizes(cfg, run, labels, split, progress, strategy)
+    results = _train_sizes(cfg, run, labels, split, progress, strategy, resolve_weights(cfg))
     if not (run_dir / RUN_FILE).exists():
         _finish(cfg, run, labels, split, why, results)
     skipped = sum(len(r.get("bad", [])) for r in (report, report.get("validation", {}), report.get("test", {})))

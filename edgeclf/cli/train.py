@@ -12,7 +12,7 @@ from ._app import command, settings
 _TUNABLE = ("add", "validation_dir", "validation_split", "test_dir", "test_split", "augment_policy", "label_smoothing",
             "weight_decay", "select", "split", "group_pattern", "strict", "augment", "arch", "size",
             "lr", "schedule", "epochs", "batch_size", "seed", "out", "patience", "max_pixels", "strategy",
-            "warm_start", "warm_epochs")
+            "warm_start", "warm_epochs", "weights", "head_epochs", "fine_tune_blocks", "fine_tune_lr")
 
 
 @command("train")
@@ -42,7 +42,18 @@ def train(
     select: Optional[str] = typer.Option(None, "--select", help="The validation figure that picks the kept epoch "
                                          "and stops early: accuracy, loss, or last (the schedule's final weights, no early stop). "
                                          "[default: last]"),
-    arch: Optional[str] = typer.Option(None, "--arch", help="seed, course, edge, edge-s or edge-sep. [default: edge]"),
+    arch: Optional[str] = typer.Option(None, "--arch", help="From scratch: seed, course, edge, edge-s or edge-sep; "
+                                       "pretrained (docs/backbones.md): mobilenetv3-small, mobilenetv3-large, "
+                                       "mobilenetv2, efficientnet-lite0. [default: edge]"),
+    weights: Optional[str] = typer.Option(None, "--weights", help="Pretrained --arch: imagenet (downloaded once, or "
+                                          "from the package for efficientnet-lite0), none (random), or a weights "
+                                          "file. [default: imagenet]"),
+    head_epochs: Optional[int] = typer.Option(None, "--head-epochs", help="Pretrained --arch: epochs training only "
+                                              "the new head, backbone frozen, at --lr. [default: 10]"),
+    fine_tune_blocks: Optional[int] = typer.Option(None, "--fine-tune-blocks", help="Pretrained --arch: then the top "
+                                                   "N blocks train too (0: head only). [default: 3]"),
+    fine_tune_lr: Optional[float] = typer.Option(None, "--fine-tune-lr", help="Pretrained --arch: learning rate of "
+                                                 "the fine-tuning epochs. [default: 0.00001]"),
     size: Optional[List[int]] = typer.Option(None, "--size", help="Input size; repeat for several. [default: 300, 150]"),
     lr: Optional[float] = typer.Option(None, "--lr", help="RMSprop learning rate. [default: 0.001]"),
     schedule: Optional[str] = typer.Option(None, "--schedule", help="cosine (decay from --lr to 0 over the epochs) "
