@@ -20,7 +20,9 @@ from edgeclf.rundir import RunDir, RunInfo
 
 from .calibrate import CalibrationData, fit_calibration
 from .data import RunData, calibration_sample, labels_of, load_images, resolve_run_data
+from .binary_output import DEFAULT_BINARY_OUTPUT, check_binary_output, with_binary_output
 from .export import check_keras_file, convert_keras, load_keras
+from .metadata import add_metadata, check_writer, model_info
 from .outdir import check_writable, locked
 from .plot import plot_variants
 from .quantize import QuantizationKind
@@ -47,7 +49,9 @@ class ConvertConfig:
     (negative demands a gain: a way to watch the gate reject);
     allow_drop: keep (and exit 0 on) variants over max_drop; out: bundles folder (default RUN/bundles);
     runtime: the runtime the bundles are meant for (tflite-runtime: say which variants it cannot load);
-    quiet: hide the converter's own logs.
+    quiet: hide the converter's own logs; metadata: write standard TFLite metadata into every variant
+    (edgeclf.convert.metadata); binary_output: a binary model's output, "two-class" or "sigmoid"
+    (edgeclf.convert.binary_output).
     """
 
     kinds: tuple[QuantizationKind, ...] = (QuantizationKind.for_float32(),)
@@ -58,6 +62,8 @@ class ConvertConfig:
     out: Path | None = None
     runtime: str = "ai-edge-litert"
     quiet: bool = True
+    metadata: bool = True
+    binary_output: str = DEFAULT_BINARY_OUTPUT
 
     def __post_init__(self) -> None:
         if not self.kinds:
@@ -67,6 +73,7 @@ class ConvertConfig:
         if self.runtime not in RUNTIME_CHOICES:
             raise UsageError(f"--runtime {self.runtime!r} is not supported; "
                              f"expected one of {', '.join(RUNTIME_CHOICES)}")
+        check_binary_output(self.binary_output)
         if any(s <= 0 for s in self.sizes):
             raise UsageError(f"--size {min(self.sizes)} must be a positive input size")
 
@@ -105,6 +112,8 @@ def convert_run(run_dir: str | Path, config: ConvertConfig, progress: Progress |
         check_keras_file(path)
     need = sum(p.stat().st_size for p in models.values()) * len(config.kinds) + 2**20
     check_writable(out, "--out" if config.out is not None else "bundles folder", need)
+    if config.metadata:
+        check_writer()
     data = resolve_run_data(run, info, split, config.data)
     total = len(sizes) * len(config.kinds)
     results: list[VariantResult] = []
@@ -125,7 +134,7 @@ def _convert_size(run: RunDir, info: RunInfo, size: int, model_path: Path, data:
     spec = info.models[size].preprocess
     if progress:
         progress(f"{size}: loading the Keras model and held-out images", done, total)
-    model = load_keras(model_path, config.quiet)
+    model = with_binary_output(load_keras(model_path, config.quiet), info.task, config.binary_output)
     x_val = load_images(data.check, spec)  # the test side (validation for runs made before it existed)
     y_val = labels_of(data.check)
     reference = keras_probs(model, x_val, quiet=config.quiet)
@@ -146,6 +155,9 @@ def _convert_size(run: RunDir, info: RunInfo, size: int, model_path: Path, data:
         progress(f"{variant_name(size, kinds[0])}: converting", done, total)
     for i, (kind, model_bytes) in enumerate(convert_keras(model, size, kinds, representative, config.quiet)):
         name = variant_name(size, kind)
+        if config.metadata:  # before every check, so that the checks and the sha256 cover the file as written
+            model_bytes = add_metadata(model_bytes, model_info(info.labels, info.task, config.binary_output, spec,
+                                                               info.arch, name))
         if progress:
             progress(f"{name}: checking on the held-out images", done + i, total)
         probs, in_spec, out_spec, interpreter = tflite_probs(model_bytes, x_val, config.quiet)
@@ -159,7 +171,7 @@ def _convert_size(run: RunDir, info: RunInfo, size: int, model_path: Path, data:
             cal = fit_calibration(model_bytes, len(info.labels), fit, out_spec, probs if data.test else None,
                                   y_val if data.test else None, config.quiet)
             manifest = write_with_samples(data.check, out / name, model_bytes,
-                                    replace(_manifest(run, info, size, kind, result, test), calibration=cal))
+                                    replace(_manifest(run, info, size, kind, result, test, config.binary_output), calibration=cal))
             result = replace(result, path=out / name, sha256=manifest.sha256)
         log.info("%s: %.1f KB, accuracy %.2f%% (%+.2f pp vs Keras), agreement %.2f%%: %s", name,
                  len(model_bytes) / 1024, 100 * metrics.accuracy, metrics.delta_pp, 100 * metrics.agreement, status)
@@ -181,9 +193,9 @@ def _test_interval(probs: Any, y: Any, data: RunData, info: RunInfo) -> dict[str
 
 
 def _manifest(run: RunDir, info: RunInfo, size: int, kind: QuantizationKind, r: VariantResult,
-              test: dict[str, Any]) -> Manifest:
+              test: dict[str, Any], binary_output: str = "sigmoid") -> Manifest:
     return Manifest(
-        labels=tuple(info.labels), task=info.task, positive_label=info.positive_label,
+        labels=tuple(info.labels), task=info.task, positive_label=info.positive_label, binary_output=binary_output,
         preprocess=info.models[size].preprocess, input=r.input, output=r.output,
         source=Source(run=str(run.path.resolve()), arch=info.arch, size=size, quantization=kind.name,
                       io_dtype=kind.io_dtype if kind.name == "int8" else r.input.dtype),

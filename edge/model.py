@@ -149,7 +149,7 @@ class Classifier:
         else:
             np.copyto(self._real, self._raw, casting="unsafe")
         raw = self.raw_probs
-        if self.manifest.task == "binary":
+        if self.manifest.num_outputs == 1:  # one sigmoid; a two-class binary output is read as it is
             raw[1] = self._real[0]
             raw[0] = 1.0 - self._real[0]
         else:

@@ -37,6 +37,10 @@ TASKS = ("binary", "multiclass")
 DTYPES = ("float32", "float16", "uint8", "int8")
 RUNTIMES = ("ai-edge-litert", "tflite-runtime-2.14")
 QUANT_RANGE = {"uint8": (0, 255), "int8": (-128, 127)}
+# A binary model's output: one sigmoid P(labels[1]), or two probabilities [1 - p, p] (`edgeclf convert
+# --binary-output`, edgeclf.convert.binary_output). A manifest without the field means sigmoid.
+BINARY_OUTPUTS = ("two-class", "sigmoid")
+DEFAULT_BINARY_OUTPUT = "two-class"
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,7 @@ class Manifest:
     sha256: str = ""
     size_bytes: int = 0
     positive_label: str | None = None
+    binary_output: str = "sigmoid"  # binary tasks: "sigmoid" (one output) or "two-class" ([1 - p, p])
     source: Source = field(default_factory=Source)  # run, arch, size, quantization, io_dtype (edgeclf.contracts)
     metrics: BundleMetrics = field(default_factory=BundleMetrics)
     runtimes: Mapping[str, RuntimeVerdict] = field(default_factory=dict)  # runtime name -> verdict
@@ -91,13 +96,16 @@ class Manifest:
         if self.task == "binary":
             if len(self.labels) != 2:
                 raise BundleError(f"manifest: a binary task has exactly 2 labels, got {len(self.labels)}")
+            if self.binary_output not in BINARY_OUTPUTS:
+                raise BundleError(f"manifest: binary_output {self.binary_output!r} is not supported; expected one "
+                                  f"of {', '.join(BINARY_OUTPUTS)}")
             if self.positive_label != self.labels[1]:
                 raise BundleError(f"manifest: positive_label {self.positive_label!r} must be the second label "
                                   f"{self.labels[1]!r} (the sigmoid's 1)")
 
     @property
     def num_outputs(self) -> int:
-        return 1 if self.task == "binary" else len(self.labels)
+        return 1 if self.task == "binary" and self.binary_output == "sigmoid" else len(self.labels)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -106,6 +114,7 @@ class Manifest:
             "labels": list(self.labels),
             "task": self.task,
             "positive_label": self.positive_label,
+            "binary_output": self.binary_output if self.task == "binary" else None,
             "preprocess": self.preprocess.to_dict(),
             "input": _tensor_dict(self.input),
             "output": _tensor_dict(self.output),
@@ -142,6 +151,8 @@ class Manifest:
                 task=field_str(d["task"], f"{where}: task", TASKS),
                 positive_label=None if d.get("positive_label") is None else field_str(
                     d["positive_label"], f"{where}: positive_label"),
+                binary_output=field_str(d.get("binary_output") or "sigmoid", f"{where}: binary_output",
+                                        BINARY_OUTPUTS),
                 preprocess=PreprocessSpec.from_dict(d["preprocess"], f"{where}: preprocess"),
                 input=_tensor_from(d["input"], f"{where}: input"),
                 output=_tensor_from(d["output"], f"{where}: output"),

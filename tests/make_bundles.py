@@ -157,6 +157,7 @@ def make_bundles(out: Path, data: Path | None = None) -> dict[str, Any]:
     import keras
     import tensorflow as tf
 
+    from edgeclf.convert.metadata import add_metadata, model_info
     from tests.conftest import write_color_folders
 
     tf.config.threading.set_intra_op_parallelism_threads(2)
@@ -194,6 +195,8 @@ def make_bundles(out: Path, data: Path | None = None) -> dict[str, Any]:
             for quant in ("float32", "int8"):
                 name = f"{prefix}{size}-{quant}"
                 model_bytes = convert_model(fixed, quant, rep)
+                # standard TFLite metadata, as `edgeclf convert` writes it (the edge must load it everywhere)
+                model_bytes = add_metadata(model_bytes, model_info(labels, task, "sigmoid", spec, "tiny-test", name))
                 tin, tout = _specs(model_bytes)  # loads on ai-edge-litert, or raises
                 verdict = tflite_runtime_214_verdict(model_bytes)
                 manifest = Manifest(

@@ -52,14 +52,16 @@ def tiny_model(size: int, n_classes: int):
 
 
 def make_run(root: Path, classes: Sequence[str] = ("blue", "red"), sizes: Sequence[int] = SIZES,
-             n_per_class: int = 16, epochs: int = 12, seed: int = 0) -> Path:
-    """Write data (root/data) and a finished run (root/run); return the run directory."""
+             n_per_class: int = 16, epochs: int = 12, seed: int = 0, data: Path | None = None) -> Path:
+    """Write data (root/data, unless `data` names a folder of `<class>/<class>NN*.png` files) and a finished
+    run (root/run); return the run directory."""
     import keras
 
     from edgeclf.convert.data import load_images
 
     keras.utils.set_random_seed(seed)
-    data = write_color_folders(root / "data", n_per_class=n_per_class, size=48, classes=tuple(classes), seed=seed)
+    if data is None:
+        data = write_color_folders(root / "data", n_per_class=n_per_class, size=48, classes=tuple(classes), seed=seed)
     split = _split(data, classes)
     run = RunDir(root / "run")
     task = "binary" if len(classes) == 2 else "multiclass"

@@ -9,10 +9,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 # What a Pi has: numpy, OpenCV, an interpreter, the standard library and edgeclf's own core and edge.
-EDGE_FORBIDDEN = ("tensorflow", "keras", "matplotlib", "rich", "typer",
+EDGE_FORBIDDEN = ("tensorflow", "keras", "matplotlib", "rich", "typer", "mediapipe",
                   "edgeclf.train", "edgeclf.convert", "edgeclf.bench", "edgeclf.cli")
 # The core (edgeclf/*.py) is shared by every part, so it imports none of them.
-CORE_FORBIDDEN = ("tensorflow", "keras", "matplotlib",
+CORE_FORBIDDEN = ("tensorflow", "keras", "matplotlib", "mediapipe",
                   "edgeclf.train", "edgeclf.convert", "edgeclf.bench", "edgeclf.edge", "edgeclf.cli")
 # Strings naming modules (importlib.import_module("tensorflow")) are how edge/runtime.py offers tf.lite as
 # the last fallback interpreter on a desktop; that one dynamic import is the documented exception.

@@ -20,6 +20,7 @@ from typing import Any, Iterator, List, Optional
 import typer
 from typer.core import TyperCommand
 
+from ..bundle import BINARY_OUTPUTS, DEFAULT_BINARY_OUTPUT
 from ._app import command, settings
 
 QUANTIZE = "--quantize"
@@ -110,6 +111,12 @@ def convert(
     runtime: str = typer.Option("ai-edge-litert", "--runtime",
                                 help="Runtime the bundles are for: ai-edge-litert or tflite-runtime (then the "
                                      "variants tflite-runtime 2.14 cannot load are named, with what to pick)."),
+    metadata: bool = typer.Option(True, "--metadata/--no-metadata",
+                                  help="Write standard TFLite metadata (name, input normalization, labels) into "
+                                       "every variant, for MediaPipe Tasks and Android (docs/ecosystem.md)."),
+    binary_output: str = typer.Option(DEFAULT_BINARY_OUTPUT, "--binary-output", metavar="KIND",
+                                      help=f"A binary model's output: {' or '.join(BINARY_OUTPUTS)} "
+                                           "(two-class: [1-p, p], so other runtimes name both labels)."),
 ) -> None:
     """Export verified (quantized) TFLite bundles at 300 and 150 input from a training run."""
     from rich.console import Console
@@ -120,7 +127,7 @@ def convert(
 
     config = ConvertConfig(kinds=kinds_from_names(quantize or [], io_dtype, calibration), sizes=tuple(size or ()),
                            data=data, max_drop=max_drop, allow_drop=allow_drop, out=out, runtime=runtime,
-                           quiet=settings.verbose == 0)
+                           quiet=settings.verbose == 0, metadata=metadata, binary_output=binary_output)
     with _progress_bar() as progress:
         result = convert_run(run, config, progress)
     console = Console(width=None if settings.show_progress else 150)

@@ -1,0 +1,191 @@
+"""Bundles other runtimes understand (#17): standard TFLite metadata, MediaPipe Tasks, `--binary-output`.
+
+A tiny model trained on real horse-or-human photos (a few subjects per class, copied at the model's input
+size so that no runtime resizes or crops them), converted by `edgeclf convert` (float32 and int8), then read
+by MediaPipe's `ImageClassifier` (the metadata and the model, nothing from edgeclf), by MediaPipe's
+metadata reader, and by `edgeclf classify`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from edgeclf.bundle import load_bundle
+from edgeclf.cli import app
+from edgeclf.tflite_ops import tflite_runtime_214_verdict
+
+from .runfixture import make_run
+
+SIZE = 48
+CLASSES = ("horses", "humans")
+SUBJECTS, PER_SUBJECT = 8, 3
+runner = CliRunner()
+
+
+def _small_copy(shared: Path, dest: Path) -> Path:
+    """PER_SUBJECT photos of each of SUBJECTS subjects per class, resized to SIZE, named <class>NN-k.png."""
+    for name in CLASSES:
+        (dest / name).mkdir(parents=True)
+        by_subject: dict[int, list[Path]] = {}
+        for f in sorted((shared / name).glob("*.png")):
+            by_subject.setdefault(int(re.match(r"[a-z]+(\d+)-", f.name).group(1)), []).append(f)
+        for subject in sorted(by_subject)[:SUBJECTS]:
+            for k, f in enumerate(by_subject[subject][:PER_SUBJECT]):
+                img = cv2.imread(str(f), cv2.IMREAD_COLOR)
+                small = cv2.resize(img, (SIZE, SIZE), interpolation=cv2.INTER_AREA)
+                cv2.imwrite(str(dest / name / f"{name}{subject:02d}-{k}.png"), small)
+    return dest
+
+
+def _convert(run: Path, out: Path, *extra: str) -> None:
+    r = runner.invoke(app, ["-q", "convert", str(run), "--quantize", "float32", "--quantize", "int8",
+                            "--calibration", "32", "--allow-drop", "--out", str(out), *extra])
+    assert r.exit_code == 0, r.output
+
+
+@pytest.fixture(scope="module")
+def hoh(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> dict[str, Path]:
+    """The run, its photos, and bundles: default (two-class, metadata), sigmoid, and two-class without metadata."""
+    root = tmp_path_factory.mktemp("ecosystem")
+    data = _small_copy(shared_data, root / "data")
+    run = make_run(root, CLASSES, (SIZE,), epochs=15, data=data)
+    _convert(run, root / "default")
+    _convert(run, root / "sigmoid", "--binary-output", "sigmoid")
+    _convert(run, root / "bare", "--no-metadata")
+    return {"data": data, "default": root / "default", "sigmoid": root / "sigmoid", "bare": root / "bare"}
+
+
+def _photos(data: Path) -> list[Path]:
+    return sorted(data.glob("*/*.png"))
+
+
+def _mediapipe(model: Path, images: list[Path]) -> list[list[tuple[str | None, float]]]:
+    """MediaPipe Tasks' ImageClassifier on each image: every category, best first."""
+    import mediapipe as mp
+    from mediapipe.tasks.python import BaseOptions, vision
+
+    options = vision.ImageClassifierOptions(base_options=BaseOptions(model_asset_path=str(model)), max_results=5)
+    out = []
+    with vision.ImageClassifier.create_from_options(options) as clf:
+        for f in images:
+            result = clf.classify(mp.Image.create_from_file(str(f)))
+            out.append([(c.category_name, c.score) for c in result.classifications[0].categories])
+    return out
+
+
+def _classify(bundle: Path, images: list[Path]) -> list[dict]:
+    r = runner.invoke(app, ["classify", str(bundle), *map(str, images), "--json"])
+    assert r.exit_code == 0, r.output
+    return [json.loads(line) for line in r.output.splitlines() if line.startswith("{")]
+
+
+@pytest.mark.parametrize("variant", [f"{SIZE}-float32", f"{SIZE}-int8"])
+def test_mediapipe_names_both_labels_and_agrees_with_classify(hoh: dict[str, Path], variant: str) -> None:
+    images = _photos(hoh["data"])
+    bundle = hoh["default"] / variant
+    assert load_bundle(bundle).manifest.binary_output == "two-class"
+    seen = _mediapipe(bundle / "model.tflite", images)
+    ours = _classify(bundle, images)
+    assert len(seen) == len(ours) == len(images) == 2 * SUBJECTS * PER_SUBJECT
+    for f, cats, mine in zip(images, seen, ours):
+        assert sorted(name for name, _ in cats) == list(CLASSES), f.name
+        assert cats[0][0] == mine["top"][0][0], f"{f.name}: MediaPipe {cats}, edgeclf {mine['top']}"
+    tops = {cats[0][0] for cats in seen}
+    assert tops == set(CLASSES), "a model that answers one class for every photo proves little"
+
+
+def test_a_sigmoid_bundle_is_one_class_named_after_the_positive_label(hoh: dict[str, Path]) -> None:
+    bundle = hoh["sigmoid"] / f"{SIZE}-float32"
+    m = load_bundle(bundle).manifest
+    assert m.binary_output == "sigmoid" and m.num_outputs == 1
+    images = _photos(hoh["data"])[:: SUBJECTS]
+    seen = _mediapipe(bundle / "model.tflite", images)
+    ours = _classify(bundle, images)
+    for cats, mine in zip(seen, ours):
+        assert [name for name, _ in cats] == ["humans"]  # the score is P(humans), and the metadata says so
+        assert mine["top"][0][0] == ("humans" if cats[0][1] >= 0.5 else "horses")
+
+
+@pytest.mark.parametrize("variant", [f"{SIZE}-float32", f"{SIZE}-int8"])
+def test_metadata_round_trips_through_mediapipes_reader(hoh: dict[str, Path], variant: str) -> None:
+    from edgeclf.convert.metadata import LABELS_FILE, read_metadata
+
+    bundle = load_bundle(hoh["default"] / variant)
+    m = bundle.manifest
+    back = read_metadata(bundle.model_bytes)
+    assert back is not None and back.labels == m.labels and LABELS_FILE in back.files
+    meta = back.json
+    assert meta["name"].startswith("edgeclf ") and variant in meta["name"] and "horses, humans" in meta["description"]
+    (inp,) = meta["subgraph_metadata"][0]["input_tensor_metadata"]
+    assert inp["content"]["content_properties"]["color_space"] == "RGB"
+    norm = inp["process_units"][0]
+    assert norm["options_type"] == "NormalizationOptions"
+    p = m.preprocess
+    # MediaPipe computes (pixel - mean) / std; edgeclf pixel * scale + offset: the same affine map
+    mean, std = norm["options"]["mean"][0], norm["options"]["std"][0]
+    for pixel in (0.0, 128.0, 255.0):
+        assert (pixel - mean) / std == pytest.approx(pixel * p.scale + p.offset, abs=1e-6)
+    (out,) = meta["subgraph_metadata"][0]["output_tensor_metadata"]
+    assert out["associated_files"][0]["name"] == LABELS_FILE
+    assert out["associated_files"][0]["type"] == "TENSOR_AXIS_LABELS"
+    sig = read_metadata(load_bundle(hoh["sigmoid"] / variant).model_bytes)
+    assert sig is not None and sig.labels == ("humans",)
+
+
+@pytest.mark.parametrize("variant", [f"{SIZE}-float32", f"{SIZE}-int8"])
+def test_no_metadata_changes_no_tensor(hoh: dict[str, Path], variant: str) -> None:
+    """Every tensor (weights and activations, after one invoke on a real photo) is byte-identical."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from edgeclf.convert.metadata import read_metadata
+
+    with_md, bare = load_bundle(hoh["default"] / variant), load_bundle(hoh["bare"] / variant)
+    assert read_metadata(bare.model_bytes) is None and read_metadata(with_md.model_bytes) is not None
+    assert len(with_md.model_bytes) > len(bare.model_bytes)
+    img = cv2.cvtColor(cv2.imread(str(_photos(hoh["data"])[0])), cv2.COLOR_BGR2RGB)
+    tensors = []
+    for b in (with_md, bare):
+        it = Interpreter(model_content=b.model_bytes, experimental_preserve_all_tensors=True)
+        it.allocate_tensors()
+        inp = it.get_input_details()[0]
+        x = img[None].astype(np.float32) * b.manifest.preprocess.scale + b.manifest.preprocess.offset
+        if b.manifest.input.quantized:
+            x = np.round(x / b.manifest.input.scale + b.manifest.input.zero_point)
+        it.set_tensor(inp["index"], x.astype(inp["dtype"]))
+        it.invoke()
+        details = sorted(it.get_tensor_details(), key=lambda d: d["index"])
+        got = []
+        for d in details:
+            try:
+                value = it.get_tensor(d["index"]).tobytes()
+            except ValueError:  # a tensor with no data (e.g. an optional input)
+                value = None
+            got.append((d["name"], tuple(d["shape"]), str(d["dtype"]), d["quantization"], value))
+        tensors.append(got)
+    assert len(tensors[0]) > 5 and tensors[0] == tensors[1]
+    # the op-version verdict (what the manifest records for tflite-runtime 2.14) is taken on the file as written
+    assert tflite_runtime_214_verdict(with_md.model_bytes).loads and tflite_runtime_214_verdict(bare.model_bytes).loads
+
+
+def test_two_class_is_one_minus_p_and_p(hoh: dict[str, Path]) -> None:
+    """The default export is the sigmoid model's p as [1 - p, p]: edgeclf reads both the same."""
+    images = _photos(hoh["data"])
+    two = _classify(hoh["default"] / f"{SIZE}-float32", images)
+    one = _classify(hoh["sigmoid"] / f"{SIZE}-float32", images)
+    for a, b in zip(two, one):
+        assert a["probabilities"] == pytest.approx(b["probabilities"], abs=1e-5)
+    manifest = json.loads((hoh["default"] / f"{SIZE}-int8" / "manifest.json").read_text())
+    assert manifest["binary_output"] == "two-class"
+
+
+def test_bad_binary_output_is_one_line_before_any_work(tmp_path: Path) -> None:
+    r = runner.invoke(app, ["convert", str(tmp_path), "--binary-output", "three-class"])
+    assert r.exit_code != 0
+    assert "--binary-output 'three-class' is not supported; expected one of two-class, sigmoid" in r.output
