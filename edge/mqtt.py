@@ -96,6 +96,8 @@ class MqttConfig:
         for flag, p in (("--mqtt-ca", ca), ("--mqtt-cert", cert), ("--mqtt-key", key)):
             if p is not None and not p.is_file():
                 raise UsageError(f"{flag} {p}: no such file; give the PEM file's path")
+        if tls:
+            _check_pem(ca, cert, key)
         if interval < 0:
             raise UsageError(f"--mqtt-interval {interval}: expected 0 (changes only) or more seconds")
         if discovery is not None and (not discovery or not _TOPIC_OK.match(discovery)):
@@ -111,6 +113,19 @@ class MqttConfig:
         return cls(host=u.hostname, port=port or DEFAULT_PORTS[u.scheme], prefix=prefix, username=username,
                    password=password, tls=tls, ca=ca, cert=cert, key=key, discovery=discovery, node_id=node,
                    interval=interval)
+
+
+def _check_pem(ca: Path | None, cert: Path | None, key: Path | None) -> None:
+    """Load the TLS files the way the connection will, so a wrong one is refused before the camera starts."""
+    import ssl
+
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    for flag, load in (("--mqtt-ca", lambda: ca and ctx.load_verify_locations(cafile=str(ca))),
+                       ("--mqtt-cert/--mqtt-key", lambda: cert and ctx.load_cert_chain(str(cert), str(key)))):
+        try:
+            load()
+        except (OSError, ValueError) as e:  # ssl.SSLError is an OSError
+            raise UsageError(f"{flag}: cannot be used ({e}); give PEM files (a key without a passphrase)") from None
 
 
 def discovery_messages(config: MqttConfig, name: str) -> list[tuple[str, dict[str, Any]]]:
@@ -262,16 +277,16 @@ class MqttPublisher:
             else:
                 self._infos.append(info)
 
-    def close(self, summary: dict[str, Any] | None = None, timeout: float = 3.0) -> None:
-        """Publish the summary and `offline`, wait a little for them, disconnect; what is left is `unsent`."""
+    def close(self, summary: dict[str, Any] | None = None, timeout: float = 5.0) -> None:
+        """Publish the summary and `offline`, wait up to `timeout` for them, disconnect; what is left is `unsent`."""
         if self._closing:
             return
         if summary is not None:
             self.put("summary", summary, retain=True)
         self.put("availability", b"offline", retain=True)
         deadline = time.monotonic() + timeout
-        with self._cond:
-            while self._queue and self._connected.is_set() and time.monotonic() < deadline:
+        with self._cond:  # a short run may end before the first connection is up: give it `timeout`
+            while self._queue and time.monotonic() < deadline:
                 self._cond.wait(0.05)
         for info in list(self._infos):
             left = deadline - time.monotonic()

@@ -32,11 +32,16 @@ def free_port() -> int:
 class Mosquitto:
     """mosquitto -c CONF on 127.0.0.1:PORT; `stop()` kills it, `start()` brings it back on the same port."""
 
-    def __init__(self, workdir: Path, users: dict[str, str] | None = None):
+    def __init__(self, workdir: Path, users: dict[str, str] | None = None, tls: "Certs | None" = None):
         self.port = free_port()
         self.dir = workdir
         lines = [f"listener {self.port} 127.0.0.1", "persistence false", f"user {getpass.getuser()}",
                  "log_dest stderr"]
+        self.tls_port = 0
+        if tls is not None:  # a second listener: TLS, and a client certificate signed by the test CA required
+            self.tls_port = free_port()
+            lines += [f"listener {self.tls_port} 127.0.0.1", f"cafile {tls.ca}", f"certfile {tls.server_cert}",
+                      f"keyfile {tls.server_key}", "require_certificate true"]
         if users:
             pw = workdir / "passwd"
             for i, (user, password) in enumerate(users.items()):
@@ -69,6 +74,26 @@ class Mosquitto:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(timeout=10)
+
+
+class Certs:
+    """A throw-away CA (openssl), a server certificate for 127.0.0.1 and a client certificate, all PEM."""
+
+    def __init__(self, d: Path):
+        def ossl(*args: str) -> None:
+            subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=d)
+
+        self.ca, ca_key = d / "ca.pem", d / "ca.key"
+        ossl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=edgeclf test CA",
+             "-keyout", str(ca_key), "-out", str(self.ca))
+        for who, ext in (("server", "subjectAltName=IP:127.0.0.1"), ("client", "extendedKeyUsage=clientAuth")):
+            key, csr, cert = d / f"{who}.key", d / f"{who}.csr", d / f"{who}.pem"
+            ossl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={who}", "-keyout", str(key), "-out", str(csr))
+            (d / f"{who}.ext").write_text(ext + "\n")
+            ossl("x509", "-req", "-in", str(csr), "-CA", str(self.ca), "-CAkey", str(ca_key), "-CAcreateserial",
+                 "-days", "2", "-extfile", str(d / f"{who}.ext"), "-out", str(cert))
+        self.server_cert, self.server_key = d / "server.pem", d / "server.key"
+        self.client_cert, self.client_key = d / "client.pem", d / "client.key"
 
 
 class Subscriber:
