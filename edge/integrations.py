@@ -36,11 +36,9 @@ class Integrations:
         self.clf = clf
         self.labels: collections.Counter[str] = collections.Counter()
         self.changes = 0
-        m = clf.manifest
-        self.info = {"bundle": Path(clf.bundle.path).name, "sha256": m.sha256, "edgeclf_version": __version__,
-                     "bundle_edgeclf_version": m.edgeclf_version, "runtime": f"{clf.runtime.name} {clf.runtime.version}"}
+        self.info = _info(clf)
         self.mqtt = MqttPublisher(mqtt, emit, name=f"edgeclf {mqtt.prefix}") if mqtt is not None else None
-        self.shadow = Shadow(shadow, clf.labels, shadow_every, emit) if shadow is not None else None
+        self.shadow = Shadow(shadow, shadow_every, emit) if shadow is not None else None
         self._previous: str | None = None
         self._closed = False
 
@@ -65,7 +63,7 @@ class Integrations:
         if changed:
             self.changes += 1
         if self.shadow is not None:
-            self.shadow.offer(image, int(np.argmax(probs)), seq)
+            self.shadow.offer(image, self.clf.labels[int(np.argmax(probs))], seq)
         if self.mqtt is not None:
             state = {"label": label, "score": round(score, 4), "smoothed": round(smoothed, 4), "frame": seq,
                      "fps": round(fps, 2), "time": time.time()}
@@ -74,6 +72,11 @@ class Integrations:
             self.mqtt.state(state, changed, time.monotonic())
         if changed:
             self._previous = label
+
+    def use(self, clf: Classifier) -> None:
+        """A reloaded bundle is the main one now (SIGHUP/--watch): /metrics names it, the shadow compares with it."""
+        self.clf = clf
+        self.info = _info(clf)
 
     def status(self) -> dict[str, Any]:
         out: dict[str, Any] = {"labels": dict(self.labels)}
@@ -109,3 +112,10 @@ class Integrations:
 
     def close(self) -> None:
         self.finish(None)
+
+
+def _info(clf: Classifier) -> dict[str, str]:
+    """The labels of /metrics' edgeclf_bundle_info: which bundle runs, its sha256, the versions."""
+    m = clf.manifest
+    return {"bundle": Path(clf.bundle.path).name, "sha256": m.sha256, "edgeclf_version": __version__,
+            "bundle_edgeclf_version": m.edgeclf_version, "runtime": f"{clf.runtime.name} {clf.runtime.version}"}

@@ -273,6 +273,8 @@ def _loop(clf: Classifier, feed: Any, ev: EventWriter, stats: RunStats, state: d
             smoother = Smoother(labels, config.smooth, clf.calibration)
             if keeper is not None:
                 keeper.sha256 = clf.manifest.sha256
+            if integ is not None:
+                integ.use(clf)
         t1 = clock()
         clf.preprocess(cap.image)
         t2 = clock()

@@ -54,16 +54,14 @@ def load_shadow(path: Path, runtime: str | None, threads: int, crop: str | None,
 class Shadow:
     """Owns the shadow classifier and its worker thread; `offer()` is all the loop calls."""
 
-    def __init__(self, clf: Classifier, main_labels: tuple[str, ...], every: int, emit: Callable[..., None],
-                 report_every: int = REPORT_EVERY):
+    def __init__(self, clf: Classifier, every: int, emit: Callable[..., None], report_every: int = REPORT_EVERY):
         check_every(every)
         self.clf = clf
-        self.main_labels = main_labels
         self.every = every
         self._emit = emit
         self.report_every = report_every
         self._frame: np.ndarray | None = None
-        self._job: tuple[int, int] | None = None  # (frame seq, main top-1 index)
+        self._job: tuple[int, str] | None = None  # (frame seq, the main bundle's top-1 label)
         self._cond = threading.Condition()
         self._closing = False
         self._since = 0  # frames since the last offer
@@ -79,7 +77,7 @@ class Shadow:
     def start(self) -> None:
         self._thread.start()
 
-    def offer(self, image: np.ndarray, main_top: int, seq: int) -> None:
+    def offer(self, image: np.ndarray, main_top: str, seq: int) -> None:
         """Called by the loop for each frame: every Nth one goes to the worker when it is idle."""
         self._since += 1
         if self._since < self.every or not self.stats["enabled"]:
@@ -117,7 +115,7 @@ class Shadow:
                 with self._cond:
                     self._job = None
                 return
-            self._count(self.main_labels[main_top], shadow_label, seq)
+            self._count(main_top, shadow_label, seq)
             with self._cond:
                 self._job = None
 
