@@ -108,14 +108,6 @@ def efficientnet_lite0(size: int | None = None, drop_connect_rate: float = 0.2, 
     return keras.Model(inputs, x, name=name)
 
 
-def build_efficientnet_lite0(inputs: Any, drop_connect_rate: float = 0.2) -> Any:
-    """Apply a Lite0 backbone (one nested layer named `efficientnet_lite0`) to `inputs`: the feature map."""
-    shape = tuple(inputs.shape)
-    if len(shape) != 4 or shape[1] != shape[2] or shape[3] != 3:
-        raise UsageError(f"EfficientNet-Lite0 takes square RGB images (batch, size, size, 3); got {shape}")
-    return efficientnet_lite0(shape[1], drop_connect_rate)(inputs)
-
-
 def _conv_bn_relu6(x: Any, filters: int, kernel: int, strides: int, prefix: str) -> Any:
     from keras import layers
 
@@ -284,7 +276,6 @@ def _check_shapes(path: Path, module: str, layer: Any, values: list[np.ndarray])
 def imagenet_logits(features: np.ndarray, head: ImagenetClassifier) -> np.ndarray:
     """ImageNet logits from a (batch, h, w, 1280) feature map, as the PyTorch model's pool + `_fc`."""
     return features.mean(axis=(1, 2)) @ head.kernel + head.bias
-
 
 
 def _load_imagenet(model: Any) -> None:
