@@ -86,7 +86,7 @@ class Reloader:
     """Loads candidates in its own thread; the loop calls `between_frames` and `observe` once per frame."""
 
     def __init__(self, path: str | os.PathLike[str], config: ReloadConfig, current: Classifier,
-                 load: Callable[[Path], Classifier], emit: Callable[..., None]):
+                 emit: Callable[..., None], load: Callable[[Path], Classifier]):
         config.validate()
         self.path = resolve_bundle_dir(path)
         self.config = config
