@@ -157,8 +157,7 @@ def run_camera(bundle: str | Path, config: CameraConfig, *, events: EventWriter 
     factory = source_factory or (lambda: make_source(config.source, size, on_skip, config.max_pixels))
     first = factory()  # a source that cannot exist is refused before the model loads
     clf = classifier or Classifier.load(bundle, config.runtime, config.threads, config.crop, quiet=config.quiet_native)
-    Smoother(clf.labels, config.smooth, clf.calibration)  # --threshold LABEL=, --unknown: checked before anything starts
-    config.events_filter.check(clf.labels)
+    _fits(clf, config)
     own_events = events is None
     ev = events or EventWriter(config.events, mode=config.events_mode)
     feed: FileFeed | LiveFeed
@@ -193,8 +192,8 @@ def run_camera(bundle: str | Path, config: CameraConfig, *, events: EventWriter 
     with contextlib.ExitStack() as stack:
         if own_events:
             stack.callback(ev.close)
-        reloader = Reloader(bundle, config.reload, clf, ev.emit, lambda path: Classifier.load(
-            path, config.runtime, config.threads, config.crop, quiet=config.quiet_native))
+        reloader = Reloader(bundle, config.reload, clf, ev.emit, lambda path: _fits(Classifier.load(
+            path, config.runtime, config.threads, config.crop, quiet=config.quiet_native), config))
         stack.callback(reloader.close)
         stack.enter_context(stop_on_signals(stop, reason, reloader.request))
         integ = Integrations.open(clf, ev.emit, config.mqtt, config.shadow, config.shadow_every, config.runtime,
@@ -249,6 +248,14 @@ def run_camera(bundle: str | Path, config: CameraConfig, *, events: EventWriter 
     if config.events is not None:  # after close: the last lines' fate is known
         summary["events"] = dict(ev.stats)
     return summary
+
+
+def _fits(clf: Classifier, config: CameraConfig) -> Classifier:
+    """Refuse a bundle the options cannot work with (--threshold LABEL=, --unknown auto, --events-only LABEL):
+    before anything starts, and for a reloaded bundle before it is swapped in."""
+    Smoother(clf.labels, config.smooth, clf.calibration)
+    config.events_filter.check(clf.labels)
+    return clf
 
 
 def _loop(clf: Classifier, feed: Any, ev: EventWriter, stats: RunStats, state: dict[str, Any],

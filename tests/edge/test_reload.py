@@ -164,7 +164,8 @@ def test_watch_refuses_corrupt_and_untrue_bundles_then_takes_a_good_one(bundles,
     for s in m["samples"]["items"]:
         s["probs"] = [round(1.0 - p, 6) for p in s["probs"]]
     (untrue / MANIFEST_FILE).write_text(json.dumps(m))
-    cam = Camera(live, long_clip, tmp_path / "events.jsonl", "--watch", "--watch-interval", "0.2")
+    cam = Camera(live, long_clip, tmp_path / "events.jsonl", "--watch", "--watch-interval", "0.2",
+                 "--events-only", "horses", "--events-only", "humans")
     try:
         cam.wait(lambda ev: len(_frames(ev)) >= 5)
         _push(corrupt, live)
@@ -176,6 +177,9 @@ def test_watch_refuses_corrupt_and_untrue_bundles_then_takes_a_good_one(bundles,
         ev = cam.wait(_count("reload_failed", 2))
         failed = [e for e in ev if e["event"] == "reload_failed"]
         assert failed[1]["stage"] == "self-test" and "does not behave as converted" in failed[1]["error"]
+        _push(bundles.path("rgb32-float32"), live)  # sound, but its labels do not fit --events-only horses
+        ev = cam.wait(_count("reload_failed", 3))
+        assert "--events-only" in [e for e in ev if e["event"] == "reload_failed"][2]["error"]
         assert not any(e["event"] == "reloaded" for e in ev)
         _push(good, live)
         ev = cam.wait(_count("reload_confirmed"))
@@ -185,10 +189,10 @@ def test_watch_refuses_corrupt_and_untrue_bundles_then_takes_a_good_one(bundles,
         ev, err = cam.stop()
     finally:
         cam.kill()
-    assert ev[-1]["reload"]["reloaded"] == 1 and ev[-1]["reload"]["failed"] == 2
+    assert ev[-1]["reload"]["reloaded"] == 1 and ev[-1]["reload"]["failed"] == 3
     assert ev[-1]["reload"]["rolled_back"] == 0
     _check_every_frame_reported(ev)
-    assert err.count("the running bundle stays") == 2
+    assert err.count("the running bundle stays") == 3
 
 
 def test_push_script_refuses_what_is_not_a_bundle(tmp_path: Path) -> None:
