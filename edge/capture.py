@@ -255,16 +255,21 @@ class LiveFeed:
 
     # -- the loop's side ----------------------------------------------------------------------------
     def next(self, stop: threading.Event) -> Captured | None:
-        """The newest frame not yet handed out; None when the source ended or `stop` is set."""
+        """The newest frame not yet handed out; None when the source ended or `stop` is set.
+
+        `stop` is looked at first: when the camera is faster than the model (a slow CPU), a frame is always
+        waiting, and a stop that came second to it would never end the run."""
         with self._cond:
             while True:
+                if stop.is_set() or self._closing.is_set():
+                    return None
                 if self._slot is not None:
                     got, self._slot = self._slot, None
                     if self._held is not None:
                         self._recycle(self._held)
                     self._held = got.image
                     return got
-                if self._ended or stop.is_set() or self._closing.is_set():
+                if self._ended:
                     return None
                 self._cond.wait(0.1)
                 self._watchdog()

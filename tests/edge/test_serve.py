@@ -180,5 +180,8 @@ def test_fifty_clients_that_never_read(live) -> None:
     s.settimeout(10)
     assert _read_one_jpeg(s).shape == (480, 640, 3)
     s.close()
+    deadline = time.monotonic() + 60  # classification goes on after the 50 are gone (a stop ends it at once)
+    while status()["frames"] <= frames_mid and time.monotonic() < deadline:
+        time.sleep(0.05)
     summary = live.close()
     assert summary["frames"] > frames_mid and summary["stopped"] == "stop"
