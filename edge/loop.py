@@ -28,7 +28,8 @@ from edgeclf.edge.integrations import Integrations
 from edgeclf.edge.keep import CaptureConfig, Keeper
 from edgeclf.edge.model import Classifier
 from edgeclf.edge.mqtt import MqttConfig
-from edgeclf.edge.outputs import Outputs, check_save_path
+from edgeclf.edge.outputs import Outputs
+from edgeclf.edge.recording import SEGMENT_S, check_save_path
 from edgeclf.edge.postprocess import SmoothConfig, Smoother, top_k
 from edgeclf.edge.reload import ReloadConfig, Reloader
 from edgeclf.edge.runtime import check_threads
@@ -62,6 +63,7 @@ class CameraConfig:
     events_mode: int = 0o600  # permissions of a new --events file: it names the source and the labels seen
     display: bool = False
     save: Path | None = None
+    save_segment: float = SEGMENT_S  # --save-segment: seconds of video per segment (a kill loses at most one)
     on_change: str | None = None
     serve: str | None = None
     token: str | None = None
@@ -103,6 +105,8 @@ class CameraConfig:
             check_bind(host, self.token)
         if self.save is not None:
             check_save_path(self.save)
+        if not self.save_segment > 0:
+            raise UsageError(f"--save-segment {self.save_segment}: expected seconds above 0")
         if self.capture is not None:
             self.capture.validate()
         self.reload.validate()
@@ -213,7 +217,7 @@ def run_camera(bundle: str | Path, config: CameraConfig, *, events: EventWriter 
             stack.callback(server.close)
             ev.emit("serving", url=url, token_required=bool(config.token))
             log.info("preview on %s", url)
-        outputs = Outputs(stack, config.save, config.display, server, first.fps)
+        outputs = Outputs(stack, config.save, config.display, server, first.fps, config.save_segment)
         stack.callback(outputs.close)
         hook = OnChange(config.on_change) if config.on_change else None
         if hook is not None:

@@ -123,6 +123,9 @@ def camera(
         "--events-mode", help="Permissions of a new --events file, octal (default 600: owner only).")] = "600",
     display: Annotated[bool, typer.Option("--display", help="Show a window, when a display exists.")] = False,
     save: Annotated[Optional[Path], typer.Option("--save", help="Write the annotated video here (.mp4).")] = None,
+    save_segment: Annotated[float, typer.Option(
+        "--save-segment", help="Seconds of video per --save segment (FILE, then FILE's stem.001, ...): a kill "
+        "loses at most the last one.")] = 60.0,
     on_change: Annotated[Optional[str], typer.Option(
         "--on-change", help="Command to start when the label changes; gets EDGECLF_LABEL and EDGECLF_SCORE.")] = None,
     serve: Annotated[Optional[str], typer.Option(
@@ -204,7 +207,7 @@ def camera(
     config = CameraConfig(
         source=source, size=size, runtime=runtime, threads=threads, realtime=realtime, crop=crop, top_k=top_k,
         smooth=decision, events_filter=events_filter, every=every, events=events, events_mode=mode,
-        display=display, save=save, on_change=on_change, serve=serve, token=token or None, max_clients=max_clients,
+        display=display, save=save, save_segment=save_segment, on_change=on_change, serve=serve, token=token or None, max_clients=max_clients,
         max_frames=max_frames, max_pixels=max_pixels, quiet_native=not settings.verbose, stall_timeout=stall_timeout, reconnect_max=reconnect_max,
         capture=None if capture is None else CaptureConfig(capture, capture_below, capture_interval, capture_sample,
                                                            capture_max_mb),
