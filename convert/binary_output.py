@@ -37,6 +37,8 @@ def with_binary_output(model: Any, task: str, binary_output: str) -> Any:
                          "convert it with --binary-output sigmoid")
     inp = keras.Input(shape=model.inputs[0].shape[1:], name="image")
     p = model(inp, training=False)
+    if isinstance(p, (list, tuple)):  # models edgeclf train saves list their one output: called, they return [p]
+        (p,) = p
     q = keras.layers.Rescaling(scale=-1.0, offset=1.0, name="one_minus_p")(p)
     out = keras.layers.Concatenate(axis=-1, name="two_class")([q, p])
     return keras.Model(inp, out, name=f"{model.name}_two_class")
