@@ -50,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=None, help="interpreter threads (default: all cores)")
     p.add_argument("--keras-calls", type=int, default=30, help="model.predict calls per round (default 30)")
     p.add_argument("--no-keras", action="store_true", help="skip the Keras comparison")
+    p.add_argument("--capture", action="store_true", help="also the camera with --capture alone: default limits, "
+                                                          "and every frame offered (--capture-below 1, no interval)")
     a = p.parse_args(argv)
     c.quiet_tensorflow()
 
@@ -96,12 +98,60 @@ def main(argv: list[str] | None = None) -> int:
              "camera per frame", "camera / bare invoke", f"≤ {FRAME_GOAL}×"], rows,
             title=f"`edgeclf camera` on an mp4 vs bare invoke (ms, p50s; medians of {a.repeats} rounds)")
 
+    if a.capture:
+        results["capture"] = capture_cost(run, clfs, a.frames, a.repeats)
     keras = {}
     if not a.no_keras:
         keras = keras_comparison(run, names, frame_ms, first, a.keras_calls, a.repeats)
     m = c.finish(m)
     c.save(a.json, {"machine": m, "run": str(run), "bundles": results, "keras": keras})
     return 0
+
+
+def capture_cost(run: Path, clfs: dict[str, Any], frames: int, repeats: int) -> dict[str, Any]:
+    """The camera per frame with --capture (docs/retraining.md) against the plain camera, same rounds.
+
+    `default`: the shipped limits (keeps frames under 0.6, flips, one random frame per 10 min, 5 s apart);
+    `every frame`: --capture-below 1 --capture-interval 0: each frame is offered, so each pays the
+    near-duplicate thumbnail and, when new, the copy into the writer's queue (the writer's JPEG encoding and
+    fsync run in their own thread, on the other core here)."""
+    from edgeclf.demo import make_clip
+    from edgeclf.edge.events import EventWriter
+    from edgeclf.edge.keep import CaptureConfig
+    from edgeclf.edge.loop import CameraConfig, run_camera
+
+    modes = {"plain": None, "default": {}, "every frame": {"below": 1.0, "interval": 0.0, "sample": 0.0}}
+    out: dict[str, Any] = {}
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        clip = make_clip(run, Path(tmp) / "clip.mp4", max_images=max(1, frames // 3 + 1))
+        per: dict[str, dict[str, list[dict[str, Any]]]] = {n: {k: [] for k in modes} for n in clfs}
+        for i in range(repeats + 1):  # the first round warms up
+            for n, clf in clfs.items():
+                for mode, kw in modes.items():
+                    cap = None if kw is None else CaptureConfig(Path(tmp) / f"kept-{n}-{mode}-{i}", **kw)
+                    with open(os.devnull, "w") as sink:
+                        s = run_camera(clf.bundle.path, CameraConfig(source=str(clip), max_frames=frames, capture=cap),
+                                       events=EventWriter(stream=sink), classifier=clf)
+                    if i:
+                        per[n][mode].append({"p50": s["stages_ms"]["total"]["p50"],
+                                             "mean": s["stages_ms"]["total"]["mean"], **s.get("capture", {})})
+        for n in clfs:
+            med = {mode: {k: c.median(r[k] for r in per[n][mode]) for k in ("p50", "mean")} for mode in modes}
+            res: dict[str, Any] = {"ms": med}
+            row: list[Any] = [n, med["plain"]["p50"], med["plain"]["mean"]]
+            for mode in ("default", "every frame"):
+                r50, rmean = (med[mode][k] / med["plain"][k] for k in ("p50", "mean"))
+                kept = c.median(r["kept"] for r in per[n][mode])
+                dropped = c.median(r["dropped"] for r in per[n][mode])
+                res[mode] = {"ratio_p50": r50, "ratio_mean": rmean, "kept": kept, "dropped": dropped}
+                row += [f"{r50:.3f}×", f"{rmean:.3f}×", f"{kept:.0f} / {dropped:.0f}"]
+            out[n] = res
+            rows.append(row)
+    c.table(["bundle", "plain p50", "plain mean", "default: p50", "mean", "kept / dropped", "every frame: p50",
+             "mean", "kept / dropped"], rows,
+            title=f"camera per frame (ms) with --capture vs plain, same rounds, {frames} frames; medians of {repeats}")
+    return out
 
 
 def keras_comparison(run: Path, names: list[str], frame_ms: dict[str, float], frame: Any, calls: int,
