@@ -11,6 +11,12 @@ the camera's per-frame cost on each int8 bundle.
 Goals (issue 6): camera per frame <= 1.15x bare invoke; int8 @150 >= 20x faster than Keras predict.
 Rounds are interleaved across variants (--repeats); medians over rounds of the per-round medians.
 
+--decide (issue 14 parts 1-2): the camera with calibrated scores, the bundle's unknown threshold, a
+threshold per class and an events filter (--events-ignore uncertain) against the same model with its
+calibration record removed and default options, same rounds (docs/unknown.md). Goal: the work it adds
+(the postprocess stage's p50 difference) < 5 % of the plain frame's p50; the frames' p50 and mean ratios are
+printed too (on a loaded machine they move by more than that work, either way).
+
     .venv/bin/python benchmarks/edge_frame_cost.py [--run RUN] [--frames 120] [--repeats 5]
 """
 
@@ -52,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-keras", action="store_true", help="skip the Keras comparison")
     p.add_argument("--capture", action="store_true", help="also the camera with --capture alone: default limits, "
                                                           "and every frame offered (--capture-below 1, no interval)")
+    p.add_argument("--decide", action="store_true", help="also the camera with calibration, --unknown, per-class "
+                                                         "--threshold and --events-ignore on vs without them")
     a = p.parse_args(argv)
     c.quiet_tensorflow()
 
@@ -100,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if a.capture:
         results["capture"] = capture_cost(run, clfs, a.frames, a.repeats)
+    if a.decide:
+        results["decide"] = decide_cost(run, clfs, a.frames, a.repeats)
     keras = {}
     if not a.no_keras:
         keras = keras_comparison(run, names, frame_ms, first, a.keras_calls, a.repeats)
@@ -151,6 +161,59 @@ def capture_cost(run: Path, clfs: dict[str, Any], frames: int, repeats: int) -> 
     c.table(["bundle", "plain p50", "plain mean", "default: p50", "mean", "kept / dropped", "every frame: p50",
              "mean", "kept / dropped"], rows,
             title=f"camera per frame (ms) with --capture vs plain, same rounds, {frames} frames; medians of {repeats}")
+    return out
+
+
+def decide_cost(run: Path, clfs: dict[str, Any], frames: int, repeats: int) -> dict[str, Any]:
+    """The camera with calibrated scores, unknown, per-class thresholds and an events filter (docs/unknown.md)
+    against the same interpreter's model without its calibration record and with default options."""
+    from dataclasses import replace
+
+    from edgeclf.demo import make_clip
+    from edgeclf.edge.decide import EventsFilter
+    from edgeclf.edge.events import EventWriter
+    from edgeclf.edge.loop import CameraConfig, run_camera
+    from edgeclf.edge.model import Classifier
+    from edgeclf.edge.postprocess import SmoothConfig
+
+    pairs = {}
+    for n, clf in clfs.items():
+        if clf.calibration is None:
+            print(f"--decide: {n} has no calibration record (converted before it existed); skipped", flush=True)
+            continue
+        plain = Classifier(replace(clf.bundle, manifest=replace(clf.manifest, calibration=None)), clf.runtime,
+                           clf.threads)
+        opts = {"smooth": SmoothConfig(threshold=0.5, class_thresholds=tuple((lab, 0.6) for lab in clf.labels)),
+                "events_filter": EventsFilter(ignore=("uncertain",))}
+        pairs[n] = {"plain": (plain, {}), "decide": (clf, opts)}
+    out: dict[str, Any] = {}
+    rows = []
+    keys = ("total p50", "total mean", "postprocess p50")
+    with tempfile.TemporaryDirectory() as tmp:
+        clip = make_clip(run, Path(tmp) / "clip.mp4", max_images=max(1, frames // 3 + 1))
+        per = {n: {mode: [] for mode in modes} for n, modes in pairs.items()}
+        for i in range(repeats + 1):  # the first round warms up
+            for n, modes in pairs.items():
+                for mode, (clf, opts) in modes.items():
+                    with open(os.devnull, "w") as sink:
+                        s = run_camera(clf.bundle.path, CameraConfig(source=str(clip), max_frames=frames, **opts),
+                                       events=EventWriter(stream=sink), classifier=clf)
+                    st = s["stages_ms"]
+                    if i:
+                        per[n][mode].append(dict(zip(keys, (st["total"]["p50"], st["total"]["mean"],
+                                                            st["postprocess"]["p50"]))))
+        for n in pairs:
+            med = {mode: {k: c.median(r[k] for r in per[n][mode]) for k in keys} for mode in per[n]}
+            ratio = {k: med["decide"][k] / med["plain"][k] for k in keys}
+            added = (med["decide"]["postprocess p50"] - med["plain"]["postprocess p50"]) / med["plain"]["total p50"]
+            out[n] = {"ms": med, "ratio": ratio, "added": added, "goal": added < 0.05}
+            rows.append([n, *(med["plain"][k] for k in keys), *(med["decide"][k] for k in keys),
+                         *(f"{ratio[k]:.3f}×" for k in keys[:2]), f"{100 * added:.1f} %", c.goal(added < 0.05)])
+    if rows:
+        c.table(["bundle", "plain p50", "mean", "postprocess", "decide p50", "mean", "postprocess", "ratio p50",
+                 "mean", "added work / frame", "< 5 %"], rows,
+                title=f"camera per frame (ms) with calibration + unknown + per-class thresholds + events filter vs "
+                      f"without, same rounds, {frames} frames; medians of {repeats}")
     return out
 
 

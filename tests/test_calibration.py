@@ -127,3 +127,10 @@ def test_convert_fits_each_variant_on_its_own_outputs(tiny_run: Path) -> None:
         assert np.allclose(probs, calibrate(clf.raw_probs[None], c.temperature, c.clip)[0], atol=1e-5)
     assert cals["int8"].clip == pytest.approx(read_manifest(result.results[1].path).output.scale / 2)
     assert cals["float32"].clip == 1e-6
+
+
+def test_the_per_frame_binary_form_is_the_logit_form() -> None:
+    p1 = np.random.default_rng(0).uniform(0, 1, (500, 1))
+    p = np.concatenate([1 - p1, p1], axis=1)
+    for t in (0.3, 1.0, 3.0):
+        assert np.allclose(calibrate(p, t, 1e-3), softmax(logits(p, 1e-3) / t), atol=1e-12)
