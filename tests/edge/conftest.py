@@ -46,15 +46,21 @@ def clip_frames(shared_data: Path) -> list[np.ndarray]:
     return frames
 
 
+def write_clip(path: Path, frames: list[np.ndarray], count: int | None = None) -> Path:
+    """A real mp4 (OpenCV, mp4v, CLIP_FPS) of `frames`, repeated in turn up to `count` frames."""
+    h, w = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), CLIP_FPS, (w, h))
+    assert writer.isOpened()
+    for i in range(count or len(frames)):
+        writer.write(frames[i % len(frames)])
+    writer.release()
+    return path
+
+
 @pytest.fixture(scope="session")
 def clip(tmp_path_factory: pytest.TempPathFactory, clip_frames: list[np.ndarray]) -> Path:
     """A real mp4 (OpenCV, mp4v) of the clip frames."""
-    path = tmp_path_factory.mktemp("clip") / "clip.mp4"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), CLIP_FPS, (320, 240))
-    assert writer.isOpened()
-    for f in clip_frames:
-        writer.write(f)
-    writer.release()
+    path = write_clip(tmp_path_factory.mktemp("clip") / "clip.mp4", clip_frames)
     assert int(cv2.VideoCapture(str(path)).get(cv2.CAP_PROP_FRAME_COUNT)) == len(clip_frames)
     return path
 

@@ -15,14 +15,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
-import cv2
 import pytest
 
 from edgeclf.bundle import MANIFEST_FILE, MODEL_FILE, load_bundle
 from edgeclf.calibration import Calibration, UnknownRule
 from edgeclf.convert.samples import write_with_samples
 
-from .conftest import REPO
+from .conftest import REPO, write_clip
 
 pytestmark = [pytest.mark.tflite_runtime, pytest.mark.timing]
 PUSH = REPO / "deploy" / "push-bundle.sh"
@@ -31,12 +30,7 @@ PUSH = REPO / "deploy" / "push-bundle.sh"
 @pytest.fixture(scope="module")
 def long_clip(tmp_path_factory, clip_frames) -> Path:
     """120 s at 10 FPS: --realtime keeps the camera running while bundles are swapped under it."""
-    path = tmp_path_factory.mktemp("long") / "long.mp4"
-    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, (320, 240))
-    for i in range(1200):
-        w.write(clip_frames[i % len(clip_frames)])
-    w.release()
-    return path
+    return write_clip(tmp_path_factory.mktemp("long") / "long.mp4", clip_frames, 1200)
 
 
 def _photos(bundles) -> list[tuple[Path, int]]:

@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import pytest
 
-from .conftest import REPO
+from .conftest import REPO, write_clip
 
 # The whole edge suite runs again in the tflite-runtime 2.14 venv (scripts/test.sh).
 pytestmark = pytest.mark.tflite_runtime
@@ -22,12 +22,7 @@ pytestmark = pytest.mark.tflite_runtime
 @pytest.fixture(scope="module")
 def long_clip(tmp_path_factory, clip_frames) -> Path:
     """A 60 s clip at 10 FPS: --realtime keeps the run going until the signal."""
-    path = tmp_path_factory.mktemp("long") / "long.mp4"
-    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, (320, 240))
-    for i in range(600):
-        w.write(clip_frames[i % len(clip_frames)])
-    w.release()
-    return path
+    return write_clip(tmp_path_factory.mktemp("long") / "long.mp4", clip_frames, 600)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
