@@ -11,27 +11,15 @@ choices as the flags; a flag given on the command line wins over the file:
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from edgeclf.edge.postprocess import UNCERTAIN, UNKNOWN, SmoothConfig
+from edgeclf.edge.postprocess import UNCERTAIN, UNKNOWN, SmoothConfig, probability
 from edgeclf.errors import UsageError
 
 CONFIG_KEYS = ("threshold", "thresholds", "unknown", "events_only", "events_ignore")
 MAX_CONFIG_BYTES = 1024**2
-
-
-def _prob(value: Any, what: str) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        v = math.nan
-    if isinstance(value, bool) or not 0.0 <= v <= 1.0:
-        shown = f"{what}{value}" if what.endswith("=") else f"{what} {value}"
-        raise UsageError(f"{shown}: expected a probability between 0 and 1, e.g. 0.8")
-    return v
 
 
 def parse_thresholds(values: Iterable[str]) -> tuple[float | None, tuple[tuple[str, float], ...]]:
@@ -41,11 +29,11 @@ def parse_thresholds(values: Iterable[str]) -> tuple[float | None, tuple[tuple[s
     for raw in values:
         label, sep, value = raw.rpartition("=")
         if not sep:
-            default = _prob(raw, "--threshold")
+            default = probability(raw, "--threshold")
         elif not label:
             raise UsageError(f"--threshold {raw!r}: expected P or LABEL=P (e.g. humans=0.8)")
         else:
-            per_class[label] = _prob(value, f"--threshold {label}=")
+            per_class[label] = probability(value, f"--threshold {label}=")
     return default, tuple(per_class.items())
 
 
@@ -54,7 +42,7 @@ def parse_unknown(value: str | None) -> str | float | None:
     if value is None or value in ("off", "auto"):
         return value
     try:
-        return _prob(value, "--unknown")
+        return probability(value, "--unknown")
     except UsageError:
         raise UsageError(f"--unknown {value!r}: expected off, auto or a probability between 0 and 1") from None
 
@@ -114,8 +102,8 @@ def read_config(path: Path) -> DecideFile:
         raise UsageError(f"{where}: thresholds: expected an object of label: probability, got {per_class!r}")
     unknown = d.get("unknown")
     return DecideFile(
-        threshold=None if d.get("threshold") is None else _prob(d["threshold"], f"{where}: threshold"),
-        thresholds=tuple((str(k), _prob(v, f"{where}: thresholds.{k}")) for k, v in per_class.items()),
+        threshold=None if d.get("threshold") is None else probability(d["threshold"], f"{where}: threshold"),
+        thresholds=tuple((str(k), probability(v, f"{where}: thresholds.{k}")) for k, v in per_class.items()),
         unknown=None if unknown is None else parse_unknown(str(unknown) if not isinstance(unknown, str) else unknown),
         events_only=_labels_list(d.get("events_only", []), f"{where}: events_only"),
         events_ignore=_labels_list(d.get("events_ignore", []), f"{where}: events_ignore"))

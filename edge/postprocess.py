@@ -49,10 +49,17 @@ def answer(probs: np.ndarray, labels: Sequence[str], threshold: float | np.ndarr
     return (labels[i] if score >= t else UNCERTAIN), score
 
 
-def _probability(value: float, what: str) -> float:
-    if not (isinstance(value, (int, float)) and 0.0 <= value <= 1.0):
-        raise UsageError(f"{what} {value}: expected a probability between 0 and 1")
-    return float(value)
+def probability(value: object, what: str) -> float:
+    """`value` (a number, or its text from a flag or a config file) as a probability, or a UsageError naming
+    `what` ("--threshold", "--threshold humans=")."""
+    try:
+        v = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        v = float("nan")
+    if isinstance(value, bool) or not 0.0 <= v <= 1.0:
+        shown = f"{what}{value}" if what.endswith("=") else f"{what} {value}"
+        raise UsageError(f"{shown}: expected a probability between 0 and 1, e.g. 0.8")
+    return v
 
 
 @dataclass(frozen=True)
@@ -78,9 +85,9 @@ class SmoothConfig:
         if not 0.0 <= self.hysteresis < 1.0:
             raise UsageError(f"--hysteresis {self.hysteresis}: expected a margin between 0 and 1")
         for label, t in self.class_thresholds:
-            _probability(t, f"--threshold {label}=")
+            probability(t, f"--threshold {label}=")
         if self.unknown is not None and self.unknown not in ("off", "auto"):
-            _probability(self.unknown, "--unknown")  # type: ignore[arg-type]
+            probability(self.unknown, "--unknown")
 
     def thresholds(self, labels: Sequence[str]) -> np.ndarray:
         """One threshold per label: the per-class ones where given, `threshold` elsewhere."""

@@ -14,25 +14,15 @@ no "unknown".
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
-from typing import Any, Mapping
+from dataclasses import dataclass
+from typing import Any
 
+from .contracts import field_fraction, present_fields
 from .errors import BundleError
 from .preprocess import field_int, field_mapping, field_number, field_str
 
 METHODS = ("temperature",)
 UNKNOWN_SCORES = ("calibrated-max-prob",)
-
-
-def _fraction(value: Any, where: str) -> float:
-    v = field_number(value, where)
-    if not 0.0 <= v <= 1.0:
-        raise BundleError(f"{where}: expected a fraction in 0..1, got {v}")
-    return v
-
-
-def _present(obj: Any) -> dict[str, Any]:
-    return {f.name: getattr(obj, f.name) for f in fields(obj) if getattr(obj, f.name) is not None}
 
 
 @dataclass(frozen=True)
@@ -59,19 +49,19 @@ class UnknownRule:
             raise BundleError(f"calibration.unknown.threshold {self.threshold!r}: expected a probability in 0..1")
 
     def to_dict(self) -> dict[str, Any]:
-        return _present(self)
+        return present_fields(self)
 
     @classmethod
     def from_dict(cls, value: Any, where: str = "calibration.unknown") -> "UnknownRule":
         d = field_mapping(value, where)
         if "threshold" not in d:
             raise BundleError(f"{where}: missing key 'threshold'")
-        got: dict[str, Any] = {"threshold": _fraction(d["threshold"], f"{where}.threshold")}
+        got: dict[str, Any] = {"threshold": field_fraction(d["threshold"], f"{where}.threshold")}
         if d.get("score") is not None:
             got["score"] = field_str(d["score"], f"{where}.score", UNKNOWN_SCORES)
         for k in ("max_loss", "validation_unknown", "generated_unknown", "test_unknown"):
             if d.get(k) is not None:
-                got[k] = _fraction(d[k], f"{where}.{k}")
+                got[k] = field_fraction(d[k], f"{where}.{k}")
         if d.get("fitted_on") is not None:
             got["fitted_on"] = field_str(d["fitted_on"], f"{where}.fitted_on")
         return cls(**got)
@@ -102,7 +92,7 @@ class Calibration:
             raise BundleError(f"calibration.clip {self.clip!r}: expected a probability between 0 and 0.5")
 
     def to_dict(self) -> dict[str, Any]:
-        d = _present(self)
+        d = present_fields(self)
         if self.unknown is not None:
             d["unknown"] = self.unknown.to_dict()
         return d
@@ -122,7 +112,7 @@ class Calibration:
             got["n"] = field_int(d["n"], f"{where}.n", 0)
         for k in ("ece_before", "ece_after", "test_ece_before", "test_ece_after"):
             if d.get(k) is not None:
-                got[k] = _fraction(d[k], f"{where}.{k}")
+                got[k] = field_fraction(d[k], f"{where}.{k}")
         if d.get("unknown") is not None:
             got["unknown"] = UnknownRule.from_dict(d["unknown"], f"{where}.unknown")
         return cls(**got)

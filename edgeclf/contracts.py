@@ -16,7 +16,8 @@ from .errors import BundleError
 from .preprocess import field_int, field_mapping, field_number, field_str
 
 
-def _fraction(value: Any, where: str) -> float:
+def field_fraction(value: Any, where: str) -> float:
+    """A number in 0..1 (shared by the manifest's records: here and `edgeclf.calibration`)."""
     v = field_number(value, where)
     if not 0.0 <= v <= 1.0:
         raise BundleError(f"{where}: expected a fraction in 0..1, got {v}")
@@ -46,8 +47,8 @@ class Interval:
                 raise BundleError(f"{where}: missing key {key!r}")
         if not isinstance(d["enough"], bool):
             raise BundleError(f"{where}.enough: expected true or false, got {d['enough']!r}")
-        return cls(_fraction(d["accuracy"], f"{where}.accuracy"), _fraction(d["low"], f"{where}.low"),
-                   _fraction(d["high"], f"{where}.high"), field_int(d["n_images"], f"{where}.n_images", 0),
+        return cls(field_fraction(d["accuracy"], f"{where}.accuracy"), field_fraction(d["low"], f"{where}.low"),
+                   field_fraction(d["high"], f"{where}.high"), field_int(d["n_images"], f"{where}.n_images", 0),
                    field_int(d["n_groups"], f"{where}.n_groups", 0), d["enough"],
                    field_str(d.get("note", ""), f"{where}.note"))
 
@@ -59,7 +60,7 @@ class Interval:
                 f"{self.n_images} images")
 
 
-def _present(obj: Any) -> dict[str, Any]:
+def present_fields(obj: Any) -> dict[str, Any]:
     """The fields that are set, in declaration order (None means absent from the JSON)."""
     return {f.name: getattr(obj, f.name) for f in fields(obj) if getattr(obj, f.name) is not None}
 
@@ -75,7 +76,7 @@ class Source:
     io_dtype: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return _present(self)
+        return present_fields(self)
 
     @classmethod
     def from_dict(cls, value: Any, where: str = "source") -> "Source":
@@ -101,7 +102,7 @@ class BundleMetrics:
     measured_on: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        d = _present(self)
+        d = present_fields(self)
         if self.test is not None:
             d["test"] = self.test.to_dict()
         return d
@@ -112,7 +113,7 @@ class BundleMetrics:
         got: dict[str, Any] = {}
         for k in ("accuracy", "keras_accuracy", "agreement"):
             if d.get(k) is not None:
-                got[k] = _fraction(d[k], f"{where}.{k}")
+                got[k] = field_fraction(d[k], f"{where}.{k}")
         for k in ("delta_pp", "mean_abs_diff"):
             if d.get(k) is not None:
                 got[k] = field_number(d[k], f"{where}.{k}")
