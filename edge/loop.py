@@ -227,7 +227,9 @@ def run_camera(bundle: str | Path, config: CameraConfig, *, events: EventWriter 
             stack.callback(keeper.close)
         ev.emit("start", bundle=extra["bundle"], runtime=extra["runtime"], threads=clf.threads,
                 source=redact(getattr(feed, "name", None) or first.name), labels=list(m.labels),
-                input=f"{m.preprocess.width}x{m.preprocess.height} {m.input.dtype}")
+                input=f"{m.preprocess.width}x{m.preprocess.height} {m.input.dtype}",
+                temperature=clf.calibration.temperature if clf.calibration is not None else None,
+                unknown_below=config.smooth.unknown_threshold(clf.calibration))  # docs/unknown.md
         stats.started = time.monotonic()
         try:
             _loop(clf, feed, ev, stats, state, config, outputs, hook, stop, reason, keeper, integ, reloader)

@@ -221,6 +221,8 @@ def test_camera_events_only_and_ignore(bundles, tmp_path: Path) -> None:
         assert r.returncode == 0, r.stderr
         return [(e["label"], e["previous"]) for e in read_events(ev) if e["event"] == "change"]
 
+    start = run_cli("camera", str(src), "--source", str(folder), "--max-frames", "1", "--unknown", "off")
+    assert json.loads(start.stdout.splitlines()[0])["unknown_below"] is None
     assert changes() == [("blue", None), ("red", "blue"), ("blue", "red"), ("green", "blue"), ("blue", "green"),
                          ("red", "blue")]
     assert changes("--events-only", "red") == [("red", "blue"), ("blue", "red"), ("red", "blue")]
@@ -243,6 +245,8 @@ def test_camera_answers_unknown_in_events_and_summary(bundles, tmp_path: Path) -
     r = run_cli("camera", str(cal), "--source", str(_images(bundles, tmp_path)), "--events", str(ev), "--every", "1")
     assert r.returncode == 0, r.stderr
     events = read_events(ev)
+    start = next(e for e in events if e["event"] == "start")
+    assert start["temperature"] == 3.0 and start["unknown_below"] == 1.0
     frames = [e for e in events if e["event"] in ("change", "frame")]
     assert len(frames) == len(HORSE_HUMAN) and {e["label"] for e in frames} == {"unknown"}
     assert [e["event"] for e in frames].count("change") == 1
