@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from edgeclf.errors import ModelError
+from edgeclf.errors import ModelError, disk_full
 from edgeclf.train import modelio
 from edgeclf.train.modelio import check_keras_file
 
@@ -70,6 +70,12 @@ def convert_keras(model: Any, size: int, kinds: tuple[QuantizationKind, ...],
                   quiet: bool = True) -> Iterator[tuple[QuantizationKind, bytes]]:
     """Export once, then yield (kind, tflite bytes) per kind; the temp SavedModel is removed at the end."""
     with tempfile.TemporaryDirectory(prefix="edgeclf-export-") as tmp:
-        saved = export_saved_model(model, size, Path(tmp) / "saved_model", quiet)
+        try:
+            saved = export_saved_model(model, size, Path(tmp) / "saved_model", quiet)
+        except Exception as e:  # TensorFlow reports a full $TMPDIR as its own error type, with the OS's text
+            full = disk_full(e, f"{tempfile.gettempdir()} (the temporary SavedModel; set TMPDIR to use another folder)")
+            if full is None:
+                raise
+            raise full from None
         for kind in kinds:
             yield kind, to_tflite(saved, kind, representative if kind.needs_data else None, quiet)

@@ -15,7 +15,7 @@ from typing import Any, Callable, Optional, TypeVar
 import typer
 
 from .. import __version__
-from ..errors import EdgeclfError
+from ..errors import EdgeclfError, disk_full
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -55,6 +55,8 @@ def _main(
     if not verbose:
         # TensorFlow's C++ start-up banners (oneDNN, CPU features) are nothing a user can act on; -v shows them.
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        # Its Python warnings too (AutoGraph's "could not transform ..." when $TMPDIR is full, deprecations).
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 
 class _Settings:
@@ -87,6 +89,14 @@ def command(*args: Any, **kwargs: Any) -> Callable[[F], F]:
             except KeyboardInterrupt:
                 typer.echo("interrupted", err=True)
                 raise typer.Exit(130) from None
+            except OSError as e:  # a full disk anywhere a command writes: one line, not a traceback
+                full = disk_full(e)
+                if full is None:
+                    raise
+                if settings.verbose:
+                    log.exception("traceback")
+                typer.echo(f"error: {full}", err=True)
+                raise typer.Exit(full.exit_code) from None
 
         app.command(*args, **kwargs)(wrapper)
         return fn
