@@ -134,3 +134,41 @@ def test_the_per_frame_binary_form_is_the_logit_form() -> None:
     p = np.concatenate([1 - p1, p1], axis=1)
     for t in (0.3, 1.0, 3.0):
         assert np.allclose(calibrate(p, t, 1e-3), softmax(logits(p, 1e-3) / t), atol=1e-12)
+
+
+def test_eval_shows_before_and_after_on_a_calibrated_bundle(tmp_path_factory: pytest.TempPathFactory,
+                                                             tmp_path: Path) -> None:
+    """`edgeclf eval` of a real bundle with a calibration record: ECE of the model's own scores (the same bundle
+    without the record) and of the calibrated ones, the unknown share, and both curves in reliability.png."""
+    import shutil
+
+    from edgeclf.bundle import load_bundle
+    from edgeclf.evaluate.report import summary_lines, write_outputs
+    from edgeclf.evaluate.run import EvalConfig, run_eval
+
+    from .edge.fixtures import get_bundles
+
+    bundles = get_bundles(tmp_path_factory)
+    src = bundles.root / "b32-int8"
+    b = load_bundle(src)
+    write_bundle(tmp_path / "cal", b.model_bytes, replace(b.manifest, calibration=Calibration(
+        2.0, 1 / 512, unknown=UnknownRule(threshold=0.75))))
+    data = tmp_path / "set"
+    for f in sorted(bundles.images.glob("h*.png")):
+        label = "horses" if f.name.startswith("horse") else "humans"
+        (data / label).mkdir(parents=True, exist_ok=True)
+        shutil.copy(f, data / label / f.name)
+    plain = run_eval(EvalConfig(str(src), str(data), threads=1))
+    cal = run_eval(EvalConfig(str(tmp_path / "cal"), str(data), threads=1))
+    assert plain.calibration is None and cal.calibration is not None
+    c = cal.calibration
+    assert c.temperature == 2.0 and c.ece_before == plain.evaluation.ece and c.ece_after == cal.evaluation.ece
+    assert c.reliability_before == plain.evaluation.reliability
+    scores = np.array([s for *_, s in cal.predictions])  # the calibrated probability of each answer
+    assert c.unknown_fraction == pytest.approx(float(np.mean(scores < 0.75)), abs=1e-4)
+    assert [m for m in summary_lines(cal) if "ECE" in m and "before" in m]
+    d = cal.to_dict()["calibration"]
+    assert d["ece_before"] == c.ece_before and d["unknown_threshold"] == 0.75
+    pytest.importorskip("matplotlib")
+    written = write_outputs(cal, tmp_path / "out")
+    assert tmp_path / "out" / "reliability.png" in written and (tmp_path / "out" / "reliability.png").stat().st_size > 0
