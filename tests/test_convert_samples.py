@@ -9,7 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from typer.testing import CliRunner
+
 from edgeclf.bundle import MANIFEST_FILE, load_bundle, write_bundle
+from edgeclf.cli import app
 from edgeclf.convert import ConvertConfig, convert_run, kinds_from_names
 from edgeclf.edge.model import Classifier
 from edgeclf.edge.reload import self_test
@@ -45,6 +48,8 @@ def test_each_bundle_carries_samples_and_passes_its_self_test(converted: list[Pa
             np.testing.assert_allclose(clf(img), item.probs, atol=1e-5)  # what the edge itself answers
             assert len(item.probs) == len(b.manifest.labels)
         assert self_test(clf).startswith("passed: 4 sample frame(s)")
+    r = CliRunner().invoke(app, ["info", str(converted[-1]), "--check"])
+    assert r.exit_code == 0 and "self-test: passed: 4 sample frame(s)" in r.output, r.output
     labels = {round(item.probs[1]) for item in load_bundle(converted[0]).manifest.samples.items}
     assert labels == {0, 1}  # both classes among the samples
 
@@ -64,6 +69,8 @@ def test_self_test_refuses_damaged_or_untrue_samples(converted: list[Path], tmp_
     (b / MANIFEST_FILE).write_text(json.dumps(m))
     with pytest.raises(BundleError, match="does not behave as converted"):
         self_test(Classifier.load(b, quiet=True))
+    r = CliRunner().invoke(app, ["info", str(b), "--check"])
+    assert r.exit_code == 1 and "does not behave as converted" in r.output.strip().splitlines()[-1]
     m["samples"]["items"][0]["file"] = "../model.tflite"
     (b / MANIFEST_FILE).write_text(json.dumps(m))
     with pytest.raises(BundleError, match=r"samples.items\[0\].file: expected samples/<name>.png"):

@@ -14,7 +14,8 @@ def info(
     bundle: Path = typer.Argument(..., help="Bundle folder (or its manifest.json / model.tflite)."),
     as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON."),
     check: bool = typer.Option(False, "--check", help="Also load it on this machine's interpreter, as `camera` "
-                                                      "would (flatbuffer check, probe, tensors vs manifest)."),
+                                                      "would (flatbuffer check, probe, tensors vs manifest), and run its self-test "
+                                                      "sample frames."),
     runtime: Optional[str] = typer.Option(None, "--runtime",
                                           help="Interpreter for --check (default: the first installed)."),
 ) -> None:
@@ -30,9 +31,11 @@ def info(
         print_manifest(b.path, b.manifest)
     if check:
         from ..edge.model import Classifier
+        from ..edge.reload import self_test
 
         clf = Classifier.load(b.path, runtime, threads=1, quiet=not settings.verbose)
         p = clf.manifest.preprocess
         typer.echo(f"loads here: {clf.runtime.name} {clf.runtime.version}; input {p.width}x{p.height} "
                    f"{clf.manifest.input.dtype}, {len(clf.labels)} labels; tensors match the manifest",
                    err=as_json)
+        typer.echo(f"self-test: {self_test(clf)}", err=as_json)  # what `camera` runs before a reload
