@@ -43,6 +43,15 @@ def print_manifest(path: Path, m: Manifest, console: Console | None = None) -> N
         t.add_row("metrics", ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                                        for k, v in m.metrics.to_dict().items() if k != "test")
                   + (f", test={m.metrics.test.text()}" if m.metrics.test else ""))
+    c = m.calibration
+    if c is not None:
+        t.add_row("calibration", f"temperature {c.temperature:.4g} ({c.fitted_on or c.method}); ECE "
+                                 f"{c.ece_before}→{c.ece_after} on validation"
+                  + (f", {c.test_ece_before}→{c.test_ece_after} on test" if c.test_ece_before is not None else ""))
+        if c.unknown is not None:
+            u = c.unknown
+            t.add_row("unknown", f"below {u.threshold:.4g} ({u.score}); validation {u.validation_unknown}, generated "
+                                 f"non-class {u.generated_unknown}, test {u.test_unknown} below it")
     for rt, r in m.runtimes.items():
         t.add_row(f"loads on {rt}", ("yes" if r.loads else "NO") + (f" ({r.why})" if r.why else ""))
     t.add_row("created", f"{m.created} by edgeclf {m.edgeclf_version}")

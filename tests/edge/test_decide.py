@@ -73,6 +73,8 @@ def test_calibrated_scores_and_unknown_through_classify(bundles, tmp_path: Path)
     src = bundles.path("b32-int8")
     cal = _calibrated(src, tmp_path / "cal", temperature=3.0, threshold=0.7)
     assert read_manifest(cal).calibration.unknown.threshold == 0.7
+    info = run_cli("info", str(cal))
+    assert info.returncode == 0 and "temperature 3" in info.stdout and "below 0.7" in info.stdout
     plain, calibrated = Classifier.load(src, threads=1), Classifier.load(cal, threads=1)
     folder = _images(bundles, tmp_path)
     rows = _classify_json(str(cal), str(folder))
