@@ -59,8 +59,17 @@ class Backbone:
     min_size: int = 32
 
     def load(self, model: Any, path: str) -> None:
-        """Load a weights file into `model` (a `build` result): Keras' no-top .h5, or a .weights.h5 of it."""
-        model.load_weights(path)
+        """Load a weights file into `model` (a `build` result): Keras' no-top .h5, or a .weights.h5 of it.
+
+        Strict: Keras loads a .weights.h5 whose groups do not all match with only a warning ("Skipping ...",
+        the layers keep their random weights); here any warning while loading is an error."""
+        import warnings
+
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            model.load_weights(path)
+        if seen:
+            raise ValueError(str(seen[0].message).strip().splitlines()[0])
 
 
 _KERAS = "https://storage.googleapis.com/tensorflow/keras-applications/"
