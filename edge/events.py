@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import shlex
+import shutil
 import stat
 import subprocess
 import sys
@@ -156,16 +157,32 @@ class EventWriter:
                 self._fd = None
 
 
+def check_command(command: str) -> list[str]:
+    """The --on-change command's words, once its program is known to exist and be executable (checked before
+    the run, not at every change)."""
+    try:
+        argv = shlex.split(command)
+    except ValueError as e:
+        raise UsageError(f"--on-change {command!r}: cannot be split into words ({e}); check the quotes") from None
+    if not argv:
+        raise UsageError("--on-change: empty command")
+    prog = argv[0]
+    if os.sep not in prog:
+        if shutil.which(prog) is None:
+            raise UsageError(f"--on-change {command!r}: {prog!r} is not a program on PATH; give its full path")
+    elif not os.path.isfile(prog):
+        raise UsageError(f"--on-change {command!r}: {prog} {'is a folder' if os.path.isdir(prog) else 'does not exist'}"
+                         "; give the path of an executable file")
+    elif not os.access(prog, os.X_OK):
+        raise UsageError(f"--on-change {command!r}: {prog} is not executable; `chmod +x {prog}`")
+    return argv
+
+
 class OnChange:
     """Run `command` (split like a shell would, no shell) on each label change, without blocking."""
 
     def __init__(self, command: str, max_running: int = 4):
-        try:
-            self.argv = shlex.split(command)
-        except ValueError as e:
-            raise UsageError(f"--on-change {command!r}: cannot be split into words ({e}); check the quotes") from None
-        if not self.argv:
-            raise UsageError("--on-change: empty command")
+        self.argv = check_command(command)
         self.max_running = max_running
         self._running: list[subprocess.Popen[bytes]] = []
         self.started = 0

@@ -23,7 +23,7 @@ import numpy as np
 
 from edgeclf.edge.capture import FileFeed, LiveFeed
 from edgeclf.edge.decide import ChangeReporter, EventsFilter
-from edgeclf.edge.events import EventWriter, OnChange
+from edgeclf.edge.events import EventWriter, OnChange, check_command
 from edgeclf.edge.integrations import Integrations
 from edgeclf.edge.keep import CaptureConfig, Keeper
 from edgeclf.edge.model import Classifier
@@ -107,6 +107,8 @@ class CameraConfig:
             check_save_path(self.save)
         if not self.save_segment > 0:
             raise UsageError(f"--save-segment {self.save_segment}: expected seconds above 0")
+        if self.on_change:
+            check_command(self.on_change)
         if self.capture is not None:
             self.capture.validate()
         self.reload.validate()

@@ -114,7 +114,8 @@ class VideoCaptureSource(FrameSource):
         self.read_timeout_s = read_timeout_s
         self._cap = None
         self._first: np.ndarray | None = None
-        self.frames_total = 0
+        self.frames_total = 0  # a file's frame count as its header announces it (0: unknown)
+        self.frames_read = 0
 
     def open(self) -> None:
         import cv2
@@ -180,11 +181,18 @@ class VideoCaptureSource(FrameSource):
             raise SourceReadError(f"{self.name}: not open")
         if self._first is not None:
             img, self._first = self._first, None
+            self.frames_read += 1
             return Frame(img)
         ok, img = self._cap.read(out) if out is not None else self._cap.read()
         if ok and img is not None:
+            self.frames_read += 1
             return Frame(self._capped(img))
         if self.kind == "file":
+            if 0 < self.frames_read < self.frames_total:
+                log.warning("%s: the video ended after %d of the %d frames its header announces; the file is "
+                            "truncated or damaged and the rest was not classified (re-copy or re-encode it)",
+                            self.name, self.frames_read, self.frames_total)
+                self.frames_total = 0  # said once
             return None
         raise SourceReadError(f"{self.name}: no frame (device disconnected or stream interrupted)")
 

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Mapping
 
 from edgeclf.errors import UsageError
+from edgeclf.groups import compile_pattern
 from edgeclf.imageio import DEFAULT_MAX_PIXELS
 from edgeclf.train.archs import ARCHS
 from edgeclf.train.distribute import STRATEGIES
@@ -102,6 +103,10 @@ class TrainConfig:
             if other and _same_dir(other, self.data_dir):
                 raise UsageError(f"--{name.replace('_', '-')} {other} is DATA_DIR itself: the model would be measured "
                                  "on the images it trained on; give a separate folder, or leave it out to split DATA_DIR")
+        compile_pattern(self.group_pattern)  # before any image is decoded
+        if self.out and os.path.exists(self.out) and not os.path.isdir(self.out):
+            raise UsageError(f"--out {self.out}: is a file; --out names the folder the new run is written to (it is "
+                             "created); pick another path")
         if self.split not in SPLIT_MODES:
             raise UsageError(f"--split {self.split!r} is not known; expected one of {', '.join(SPLIT_MODES)}")
         if not (self.lr > 0 and self.lr < float("inf")):

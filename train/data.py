@@ -56,11 +56,31 @@ class Dataset:
         }
 
 
+def _refuse_looping_links(root: Path, subdirs: list[Path]) -> None:
+    """A class folder that is a link to DATA_DIR (`x -> .`), to a folder holding it, or to another class folder
+    would make a class of every image (or of another class's): refused, naming the link."""
+    top = root.resolve()
+    real = {d: d.resolve() for d in subdirs}
+    for d in subdirs:
+        if not d.is_symlink():
+            continue
+        target = real[d]
+        if target == top or target in top.parents:
+            raise DataError(f"{d}: is a link to {target}, which holds DATA_DIR itself; a class folder holds one "
+                            "class's images; remove the link or point it at that class's folder")
+        inside = [o.name for o in subdirs if o != d and (real[o] == target or real[o] in target.parents
+                                                          or target in real[o].parents)]
+        if inside:
+            raise DataError(f"{d}: is a link to {target}, which overlaps the class folder(s) {', '.join(inside)}; "
+                            "an image must belong to one class; remove the link")
+
+
 def find_classes(root: Path) -> tuple[tuple[str, ...], list[tuple[str, int]], list[str]]:
     """Class names (sorted sub-folders holding image files) and every candidate file under them."""
     if not root.is_dir():
         raise DataError(f"{root}: no such folder; expected a folder with one sub-folder of images per class")
     subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    _refuse_looping_links(root, subdirs)
     files: list[tuple[str, int]] = []
     ignored: list[str] = []
     labels: list[str] = []
