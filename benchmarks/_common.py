@@ -171,3 +171,40 @@ def save(path: Path | None, payload: dict[str, Any]) -> None:
 
         write_json(path, payload)
         print(f"wrote {path}")
+
+
+class Broker:
+    """A throw-away MQTT broker (Debian's mosquitto) on a free loopback port, for the camera --mqtt figures."""
+
+    def __init__(self) -> None:
+        import shutil
+        import socket
+        import tempfile
+
+        exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        if not Path(exe).exists():
+            raise SystemExit("the --mqtt figures need an MQTT broker: apt-get install mosquitto")
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self._tmp = tempfile.TemporaryDirectory()
+        conf = Path(self._tmp.name) / "mosquitto.conf"
+        conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+        self._proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or self._proc.poll() is not None:
+                    raise SystemExit("mosquitto did not start") from None
+                time.sleep(0.05)
+
+    def url(self, prefix: str = "edgeclf/bench") -> str:
+        return f"mqtt://127.0.0.1:{self.port}/{prefix}"
+
+    def close(self) -> None:
+        self._proc.terminate()
+        self._proc.wait(timeout=10)
+        self._tmp.cleanup()

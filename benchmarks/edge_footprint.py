@@ -13,7 +13,11 @@ Each case is a new Python process, started and waited for here (`os.wait4`, so i
 Goal (issue 6) for the default int8 @150 bundle: peak RSS <= 80 MB and first frame <= 0.5 s here.
 One untimed run of each first (file cache warm), then medians of --repeats.
 
-    .venv/bin/python benchmarks/edge_footprint.py [--run RUN] [--repeats 5]
+--camera-extras (issue 14): peak RSS of `edgeclf camera` on 30 held-out images, plain and with --mqtt (a
+local mosquitto), --serve, --shadow (the same bundle) and --capture on, against a bare process: numpy +
+cv2 + ai-edge-litert, the same model, one invoke. Goal: everything on <= 1.1x the bare process.
+
+    .venv/bin/python benchmarks/edge_footprint.py [--run RUN] [--repeats 5] [--camera-extras]
 """
 
 from __future__ import annotations
@@ -25,9 +29,24 @@ from pathlib import Path
 import _common as c
 
 RSS_GOAL_MB = 80.0
+EXTRAS_RSS_GOAL = 1.1
 FIRST_GOAL_S = 0.5
 
 IMPORT_TF = "import time, tensorflow; print('{\"first_frame_monotonic\": %r}' % time.monotonic(), flush=True)"
+BARE_CHILD = r"""
+import sys
+import cv2
+import numpy as np
+from ai_edge_litert.interpreter import Interpreter
+it = Interpreter(model_path=sys.argv[1])
+it.allocate_tensors()
+inp = it.get_input_details()[0]
+h, w = int(inp["shape"][1]), int(inp["shape"][2])
+x = cv2.resize(cv2.imread(sys.argv[2], cv2.IMREAD_COLOR), (w, h))[None, :, :, ::-1]
+it.set_tensor(inp["index"], x.astype(inp["dtype"]) if inp["dtype"] != np.float32 else (x / 255.0).astype(np.float32))
+it.invoke()
+print(it.get_tensor(it.get_output_details()[0]["index"]).ravel())
+"""
 KERAS_CHILD = r"""
 import os, sys, time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -76,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="bundle name(s) in the run (default: every bundle)")
     p.add_argument("--repeats", type=int, default=5, help="processes per case; medians (default 5)")
     p.add_argument("--no-keras", action="store_true", help="skip the Keras model case")
+    p.add_argument("--camera-extras", action="store_true",
+                   help="only the issue-14 comparison: `edgeclf camera` with everything on vs a bare interpreter")
     a = p.parse_args(argv)
 
     from edgeclf.bundle import read_manifest
@@ -85,6 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     image = c.held_out(run, a.data)[0][0]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     py = sys.executable
+    if a.camera_extras:
+        return camera_extras(run, a.bundle or list(c.bundles_of(run)), c.held_out(run, a.data), a.repeats, env, m,
+                             a.json)
     base = measure([py, "-c", IMPORT_TF], a.repeats, env)
     cases: dict[str, dict] = {"import tensorflow": base}
     names = a.bundle or list(c.bundles_of(run))
@@ -119,6 +143,48 @@ def main(argv: list[str] | None = None) -> int:
                   "tensorflow`: until the import is done, with no frame at all; `edgeclf classify`: until it exits)")
     m = c.finish(m)
     c.save(a.json, {"machine": m, "run": str(run), "image": image, "cases": cases})
+    return 0
+
+
+def camera_extras(run: Path, names: list[str], images: list, repeats: int, env: dict[str, str], m: dict,
+                  json_path: Path | None) -> int:
+    """Peak RSS: bare interpreter process vs `edgeclf camera` plain vs with the issue-14 integrations on."""
+    import shutil
+    import tempfile
+
+    py = sys.executable
+    tmp = tempfile.TemporaryDirectory()
+    folder = Path(tmp.name) / "images"
+    folder.mkdir()
+    for i, (path, _) in enumerate(images[:30]):
+        shutil.copy(path, folder / f"{i:02d}{Path(path).suffix}")
+    broker = c.Broker()
+    rows, out = [], {}
+    try:
+        for n in names:
+            b = run / "bundles" / n
+            cam = [py, "-m", "edgeclf", "-q", "camera", str(b), "--source", str(folder), "--events", os.devnull]
+            cases = {
+                "bare: numpy + cv2 + ai-edge-litert, one invoke": [py, "-c", BARE_CHILD, str(b / "model.tflite"),
+                                                                   images[0][0]],
+                "edgeclf camera": cam,
+                "edgeclf camera, everything on": cam + ["--mqtt", broker.url(), "--serve", "127.0.0.1:0",
+                                                         "--shadow", str(b), "--capture", str(Path(tmp.name) / "cap")],
+            }
+            res = {k: measure(cmd, repeats, env) for k, cmd in cases.items()}
+            bare = res["bare: numpy + cv2 + ai-edge-litert, one invoke"]["peak_rss_mb"]
+            for k, r in res.items():
+                ratio = r["peak_rss_mb"] / bare
+                goal = c.goal(ratio <= EXTRAS_RSS_GOAL) if k.endswith("everything on") else ""
+                rows.append([n, k, r["peak_rss_mb"], f"{ratio:.2f}×", goal])
+            out[n] = res
+    finally:
+        broker.close()
+        tmp.cleanup()
+    c.table(["bundle", "process", "peak RSS MB", "/ bare", f"≤ {EXTRAS_RSS_GOAL}×"], rows,
+            title=f"peak RSS of fresh processes (wait4), medians of {repeats}")
+    m = c.finish(m)
+    c.save(json_path, {"machine": m, "run": str(run), "camera_extras": out})
     return 0
 
 

@@ -17,7 +17,14 @@ calibration record removed and default options, same rounds (docs/unknown.md). G
 (the postprocess stage's p50 difference) < 5 % of the plain frame's p50; the frames' p50 and mean ratios are
 printed too (on a loaded machine they move by more than that work, either way).
 
-    .venv/bin/python benchmarks/edge_frame_cost.py [--run RUN] [--frames 120] [--repeats 5]
+--extras (issue 14): each round also runs the camera with the integrations on — --mqtt to a local
+mosquitto (state every second), --serve with /metrics scraped twice a second, --shadow (the same bundle,
+every 10th frame) and --capture into a temp folder — against the plain camera of the same round.
+Goal: the work the hooks add to the loop (the postprocess stage's p50 difference) < 5 % of the plain
+frame's p50; the frames' p50 and mean ratios and the loop's own time (no capture wait) are printed too: they
+also carry the shadow's CPU, which runs beside the loop, and on a loaded machine they move by more.
+
+    .venv/bin/python benchmarks/edge_frame_cost.py [--run RUN] [--frames 120] [--repeats 5] [--extras]
 """
 
 from __future__ import annotations
@@ -26,25 +33,79 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import _common as c
 
 FRAME_GOAL = 1.15
+EXTRAS_GOAL = 1.05
 STAGES = ("capture", "preprocess", "invoke", "postprocess", "output", "total")
 KERAS_GOAL = 20.0
 
 
-def camera_round(clf: Any, clip: Path, frames: int) -> dict[str, float]:
-    """One pass of the real camera loop over the clip; per-stage p50 in ms."""
+def camera_round(clf: Any, clip: Path, frames: int, extras: Callable[[], dict[str, Any]] | None = None
+                 ) -> dict[str, float]:
+    """One pass of the real camera loop over the clip; per-stage p50 in ms (and the per-frame mean)."""
     from edgeclf.edge.events import EventWriter
     from edgeclf.edge.loop import CameraConfig, run_camera
 
-    with open(os.devnull, "w") as sink:
-        summary = run_camera(clf.bundle.path, CameraConfig(source=str(clip), max_frames=frames),
-                             events=EventWriter(stream=sink), classifier=clf)
+    options = extras() if extras else {}
+    scraper = _Scraper(options["serve"]) if "serve" in options else None
+    try:
+        with open(os.devnull, "w") as sink:
+            summary = run_camera(clf.bundle.path, CameraConfig(source=str(clip), max_frames=frames, **options),
+                                 events=EventWriter(stream=sink), classifier=clf)
+    finally:
+        if scraper is not None:
+            scraper.close()
     st = summary["stages_ms"]
-    return {**{k: st[k]["p50"] for k in STAGES}, "frames": summary["frames"]}
+    work = sum(st[k]["mean"] for k in ("preprocess", "invoke", "postprocess", "output"))  # the loop's own time
+    return {**{k: st[k]["p50"] for k in STAGES}, "mean": st["total"]["mean"], "work": work,
+            "frames": summary["frames"]}
+
+
+class _Scraper:
+    """GET /metrics every `period` seconds while a round runs (what a Prometheus server does, faster)."""
+
+    def __init__(self, bind: str, period: float = 0.5):
+        import threading
+
+        self.url, self.period, self.scrapes = f"http://{bind}/metrics", period, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        import urllib.request
+
+        while not self._stop.wait(self.period):
+            try:
+                with urllib.request.urlopen(self.url, timeout=5) as r:
+                    r.read()
+                self.scrapes += 1
+            except OSError:
+                pass  # not serving yet
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
+def extras_options(clf: Any, broker: Any, tmp: Path) -> Callable[[], dict[str, Any]]:
+    """CameraConfig options with the issue-14 integrations on; a new free port for --serve each round."""
+    from edgeclf.edge.keep import CaptureConfig
+    from edgeclf.edge.mqtt import MqttConfig
+
+    def make() -> dict[str, Any]:
+        import socket
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        return {"mqtt": MqttConfig.parse(broker.url(), interval=1.0), "serve": f"127.0.0.1:{port}",
+                "shadow": clf.bundle.path, "shadow_every": 10, "capture": CaptureConfig(tmp / "capture")}
+
+    return make
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
                                                           "and every frame offered (--capture-below 1, no interval)")
     p.add_argument("--decide", action="store_true", help="also the camera with calibration, --unknown, per-class "
                                                          "--threshold and --events-ignore on vs without them")
+    p.add_argument("--extras", action="store_true", help="also the camera with --mqtt, --serve + /metrics scrapes, "
+                                                         "--shadow and --capture on (needs mosquitto)")
     a = p.parse_args(argv)
     c.quiet_tensorflow()
 
@@ -84,13 +147,20 @@ def main(argv: list[str] | None = None) -> int:
 
     invoke: dict[str, list[float]] = {n: [] for n in names}
     cam: dict[str, list[dict[str, float]]] = {n: [] for n in names}
+    ext: dict[str, list[dict[str, float]]] = {n: [] for n in names}
+    broker = c.Broker() if a.extras else None
+    extras = {n: extras_options(clf, broker, Path(tmp.name)) for n, clf in clfs.items()} if broker else {}
     for clf in clfs.values():
         camera_round(clf, clip, 10)  # warm-up
     for _ in range(a.repeats):
         for n, clf in clfs.items():
             cam[n].append(camera_round(clf, clip, a.frames))
+            if extras:
+                ext[n].append(camera_round(clf, clip, a.frames, extras[n]))
             clf.preprocess(first)
             invoke[n].append(c.median(c.timed(clf.invoke, a.frames, warmup=2)))
+    if broker is not None:
+        broker.close()
     tmp.cleanup()
 
     rows, results = [], {}
@@ -105,6 +175,27 @@ def main(argv: list[str] | None = None) -> int:
     c.table(["bundle", "bare invoke", "capture", "preprocess", "invoke in loop", "postprocess", "output",
              "camera per frame", "camera / bare invoke", f"≤ {FRAME_GOAL}×"], rows,
             title=f"`edgeclf camera` on an mp4 vs bare invoke (ms, p50s; medians of {a.repeats} rounds)")
+
+    if extras:
+        rows = []
+        for n in names:
+            keys = ("postprocess", "total", "mean", "work")
+            plain = {k: c.median(r[k] for r in cam[n]) for k in keys}
+            on = {k: c.median(r[k] for r in ext[n]) for k in keys}
+            ratio = {k: on[k] / plain[k] for k in keys}
+            added = (on["postprocess"] - plain["postprocess"]) / plain["total"]  # the hooks run in postprocess
+            ok = added < EXTRAS_GOAL - 1
+            results[n]["extras"] = {"plain_ms": plain, "extras_ms": on, "ratio": ratio, "added_work": added,
+                                    "goal": ok}
+            rows.append([n, f"{plain['postprocess']:.3f} / {on['postprocess']:.3f}", f"{added * 100:+.1f} %",
+                         *(f"{plain[k]:.3f} / {on[k]:.3f} = {ratio[k]:.3f}×" for k in ("total", "mean", "work")),
+                         c.goal(ok)])
+        c.table(["bundle", "postprocess p50: plain / on", "added work / frame p50", "per frame p50: plain / on",
+                 "per frame mean: plain / on", "loop work mean (no capture wait): plain / on",
+                 f"added < {(EXTRAS_GOAL - 1) * 100:.0f} %"], rows,
+                title=f"camera (ms) with --mqtt, --serve + /metrics, --shadow (every 10th), --capture on vs plain, "
+                      f"same rounds; medians of {a.repeats}. The hooks run in the loop's postprocess stage; the "
+                      "shadow's own work runs in a niced thread and shows as contention in the other columns")
 
     if a.capture:
         results["capture"] = capture_cost(run, clfs, a.frames, a.repeats)
