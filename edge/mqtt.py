@@ -109,10 +109,22 @@ class MqttConfig:
         if password is not None and username is None:
             raise UsageError(f"--mqtt {shown}: a password needs a user name (mqtt://user@host/prefix with "
                              f"${PASSWORD_ENV})")
+        _paho()  # installed? (refused here, before any model loads)
         node = _NODE_BAD.sub("_", node_id if node_id else f"edgeclf_{socket.gethostname()}_{prefix}").strip("_")
         return cls(host=u.hostname, port=port or DEFAULT_PORTS[u.scheme], prefix=prefix, username=username,
                    password=password, tls=tls, ca=ca, cert=cert, key=key, discovery=discovery, node_id=node,
                    interval=interval)
+
+
+def _paho() -> Any:
+    """paho.mqtt.client, 2.x (its CallbackAPIVersion); imported only when --mqtt is given."""
+    try:
+        import paho.mqtt.client as mqtt
+    except ImportError:
+        mqtt = None
+    if mqtt is None or not hasattr(mqtt, "CallbackAPIVersion"):
+        raise UsageError("--mqtt needs paho-mqtt 2.x: pip install 'edgeclf[mqtt]'")
+    return mqtt
 
 
 def _check_pem(ca: Path | None, cert: Path | None, key: Path | None) -> None:
@@ -167,12 +179,7 @@ class MqttPublisher:
         self._sender = threading.Thread(target=self._send_loop, name="edgeclf-mqtt-send", daemon=True)
 
     def _make_client(self) -> Any:
-        try:
-            import paho.mqtt.client as mqtt
-        except ImportError:
-            mqtt = None
-        if mqtt is None or not hasattr(mqtt, "CallbackAPIVersion"):
-            raise UsageError("--mqtt needs paho-mqtt 2.x: pip install 'edgeclf[mqtt]'")
+        mqtt = _paho()
         c = self.config
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=c.node_id, clean_session=True)
         if c.username is not None:

@@ -258,3 +258,13 @@ def test_mqtts_with_a_ca_and_a_client_certificate(bundles, tmp_path: Path) -> No
         assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "--mqtt-ca" in r.stderr, r.stderr
     finally:
         b.stop()
+
+
+def test_without_paho_mqtt_the_flag_is_refused_in_one_line(bundles) -> None:
+    # A real process in which `import paho` fails, as on a Pi installed without the [mqtt] extra.
+    code = "import sys; sys.modules['paho'] = None; from edgeclf.cli import main; sys.argv[0] = 'edgeclf'; main()"
+    r = subprocess.run([sys.executable, "-c", code, "camera", str(bundles.path("b32-int8")), "--source",
+                        str(bundles.images), "--mqtt", f"mqtt://cam:{PASSWORD}@127.0.0.1/x"],
+                       capture_output=True, text=True, timeout=120, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert r.returncode == 2 and r.stderr.strip() == "error: --mqtt needs paho-mqtt 2.x: pip install 'edgeclf[mqtt]'"
+    assert r.stdout == ""
