@@ -54,7 +54,21 @@ def _missing(path: Path) -> None:
     path.unlink(missing_ok=True)
 
 
+def _nested(depth: int) -> Callable[[Path], None]:
+    """A .keras archive whose config.json nests `depth` lists deep (json itself gives up at ~1,000 levels)."""
+    def spoil(path: Path) -> None:
+        import zipfile
+
+        path.unlink(missing_ok=True)
+        with zipfile.ZipFile(path, "w") as z:
+            z.writestr("config.json", "[" * depth + "]" * depth)
+            z.writestr("metadata.json", "{}")
+    return spoil
+
+
 CASES: dict[str, tuple[Callable[[Path], None], tuple[str, ...]]] = {
+    "deep-json": (_nested(100_000), ("not a valid .keras file", "nested too deeply", "train again")),
+    "deep-tree": (_nested(900), ("not a valid .keras file", "nested over 200 levels", "train again")),
     "h5-renamed": (_h5, ("legacy HDF5", "HDF5 (.h5) models are refused", "re-save it as .keras")),
     "lambda": (_lambda, ("Lambda layer 'doubler'", "refused (safe_mode stays on)", "standard Keras layers")),
     "missing": (_missing, ("no such model file", "train again")),

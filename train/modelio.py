@@ -20,22 +20,28 @@ UNSAFE_LAYERS = ("Lambda",)
 _MAX_CONFIG_BYTES = 64 * 1024 * 1024  # a model's config.json is kilobytes; more is not a model edgeclf wrote
 
 
+_MAX_CONFIG_DEPTH = 200  # a Keras model's config nests a few dozen levels; a hostile file nests thousands
+
+
 def _find_unsafe(config: Any) -> str | None:
-    """'Lambda layer <name>' for the first Lambda layer in a Keras config tree, or None."""
-    if isinstance(config, dict):
-        if config.get("class_name") in UNSAFE_LAYERS:
-            inner = config.get("config")
-            name = inner.get("name") if isinstance(inner, dict) else None
-            return f"{config['class_name']} layer {name!r}" if name else f"{config['class_name']} layer"
-        children: Any = config.values()
-    elif isinstance(config, list):
-        children = config
-    else:
-        return None
-    for v in children:
-        found = _find_unsafe(v)
-        if found:
-            return found
+    """'Lambda layer <name>' for the first Lambda layer in a Keras config tree, or None. Walked with a stack, not
+    recursion: a hostile nesting is a ValueError, never a RecursionError."""
+    todo = [(config, 0)]
+    while todo:
+        node, depth = todo.pop()
+        if depth > _MAX_CONFIG_DEPTH:
+            raise ValueError(f"config.json nested over {_MAX_CONFIG_DEPTH} levels deep")
+        if isinstance(node, dict):
+            if node.get("class_name") in UNSAFE_LAYERS:
+                inner = node.get("config")
+                name = inner.get("name") if isinstance(inner, dict) else None
+                return f"{node['class_name']} layer {name!r}" if name else f"{node['class_name']} layer"
+            children: Any = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        todo.extend((v, depth + 1) for v in reversed(list(children)))
     return None
 
 
@@ -60,10 +66,13 @@ def check_keras_file(path: Path) -> None:
             if z.getinfo("config.json").file_size > _MAX_CONFIG_BYTES:
                 raise ValueError(f"config.json over {_MAX_CONFIG_BYTES // 2**20} MB")
             config = json.loads(z.read("config.json"))
+        unsafe = _find_unsafe(config)
+    except RecursionError:
+        raise ModelError(f"{path}: not a valid .keras file (config.json nested too deeply to read); it is damaged "
+                         "or not a Keras model; re-copy it or train again") from None
     except (zipfile.BadZipFile, KeyError, ValueError, UnicodeDecodeError) as e:
         raise ModelError(f"{path}: not a valid .keras file ({e}); it is damaged or not a Keras model; "
                          "re-copy it or train again") from None
-    unsafe = _find_unsafe(config)
     if unsafe:
         raise ModelError(f"{path}: holds a {unsafe}; Lambda layers run arbitrary Python and are refused "
                          "(safe_mode stays on); rebuild the model with standard Keras layers")
