@@ -35,7 +35,8 @@ def with_binary_output(model: Any, task: str, binary_output: str) -> Any:
     if width != 1:
         raise UsageError(f"--binary-output two-class: the binary model has {width} outputs, not one sigmoid; "
                          "convert it with --binary-output sigmoid")
-    inp = keras.Input(shape=model.inputs[0].shape[1:], name="image")
+    shape = model.inputs[0].shape
+    inp = keras.Input(shape=shape[1:], batch_size=shape[0], name="image")  # a fixed batch of 1 stays fixed
     p = model(inp, training=False)
     if isinstance(p, (list, tuple)):  # models edgeclf train saves list their one output: called, they return [p]
         (p,) = p

@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import sys
 import types
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
 from edgeclf.errors import UsageError
@@ -44,7 +44,7 @@ class ModelInfo:
     description: str
     labels: tuple[str, ...]
     preprocess: PreprocessSpec
-    temperature: float | None = None  # a fitted temperature (binary outputs only), or None
+    temperature: float | None = None  # a fitted temperature (binary tasks only: a per-score sigmoid), or None
 
     @property
     def norm_mean(self) -> float:
@@ -71,8 +71,9 @@ def model_info(labels: Sequence[str], task: str, binary_output: str, preprocess:
     description = (f"edgeclf image classifier ({arch}, {variant}): {', '.join(labels)}. Input: RGB "
                    f"{preprocess.height}x{preprocess.width}, frame {crop}, bilinear resize, pixel * "
                    f"{preprocess.scale:.8g} + {preprocess.offset:.8g}. Output: {output}.")
-    return ModelInfo(f"edgeclf {arch} {variant}", description, names, preprocess,
-                     temperature if len(names) == 2 else None)
+    if temperature is not None and task != "binary":
+        temperature = None  # a softmax's temperature is not a per-class calibration; the manifest keeps it
+    return ModelInfo(f"edgeclf {arch} {variant}", description, names, preprocess, temperature)
 
 
 # ---- MediaPipe's GetMinimumMetadataParserVersion, for the wheels that lack it --------------------------
@@ -167,14 +168,24 @@ def check_writer() -> None:
 def add_metadata(model_bytes: bytes, info: ModelInfo) -> bytes:
     """`model_bytes` with the image-classifier metadata and its labels file packed in (a new flatbuffer)."""
     mw, _ = _writer_modules()
-    writer = mw.MetadataWriter.create(bytearray(model_bytes))
+
+    class Writer(mw.MetadataWriter):  # type: ignore[misc,valid-type]
+        def _export_calibration_file(self, filename: str, calibrations: list) -> str:
+            # The writer ends every line with a newline, and MediaPipe's reader (0.10.31) takes the empty text
+            # after the last one for one more score ("Mismatch between number of sigmoids (3) and number of
+            # elements in the input scores tensor (2)"): the file is written without it.
+            path = super()._export_calibration_file(filename, calibrations)
+            with open(path, encoding="utf-8") as f:
+                text = f.read()
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(text.rstrip("\n"))
+            return path
+
+    writer = Writer.create(bytearray(model_bytes))
     writer.add_general_info(info.name, info.description)
     writer.add_image_input([info.norm_mean], [info.norm_std])
     calibration = None
-    if info.temperature is not None:
-        if len(info.labels) != 2:
-            raise UsageError("a score calibration in the metadata is written for binary models only; "
-                             "a softmax's temperature is not a per-class sigmoid")
+    if info.temperature is not None:  # sigmoid(logit(p) / T) per score: exact for [1 - p, p] and for p alone
         param = mw.CalibrationParameter(scale=1.0, slope=1.0 / info.temperature, offset=0.0)
         calibration = mw.ScoreCalibration(mw.ScoreCalibration.transformation_types.INVERSE_LOGISTIC,
                                           [param] * len(info.labels))
@@ -185,13 +196,34 @@ def add_metadata(model_bytes: bytes, info: ModelInfo) -> bytes:
     return bytes(out)
 
 
+def with_fitted_temperature(raw: bytes, info: ModelInfo, temperature: float, x: Any, checked: Any,
+                            quiet: bool = True) -> bytes:
+    """The raw converted model with metadata that includes the temperature fitted after the checks.
+
+    The checks ran on the same model with the same metadata minus the calibration; this runs the new file
+    on the same inputs and refuses it unless every output is identical, so what was checked is what is written.
+    """
+    import numpy as np
+
+    from edgeclf.errors import ModelError
+
+    from .verify import tflite_probs
+
+    out = add_metadata(raw, replace(info, temperature=temperature))
+    probs = tflite_probs(out, x, quiet)[0]
+    if not np.array_equal(probs, checked):
+        raise ModelError(f"{info.name}: the model with its score calibration metadata gives other outputs than the "
+                         "one checked; convert with --no-metadata and report this")
+    return out
+
+
 @dataclass(frozen=True)
 class ReadBack:
-    """What a metadata reader finds in a model: the metadata JSON and the labels file's names."""
+    """What a metadata reader finds in a model: the metadata JSON, the labels, the packed files' contents."""
 
     json: dict[str, Any]
     labels: tuple[str, ...]
-    files: tuple[str, ...]
+    files: dict[str, bytes]
 
 
 def read_metadata(model_bytes: bytes) -> ReadBack | None:
@@ -203,8 +235,6 @@ def read_metadata(model_bytes: bytes) -> ReadBack | None:
         shown = metadata.MetadataDisplayer.with_model_buffer(bytearray(model_bytes))
     except ValueError:  # "The model does not have metadata."
         return None
-    files = tuple(shown.get_packed_associated_file_list())
-    labels = ()
-    if LABELS_FILE in files:
-        labels = tuple(shown.get_associated_file_buffer(LABELS_FILE).decode("utf-8").splitlines())
+    files = {name: bytes(shown.get_associated_file_buffer(name)) for name in shown.get_packed_associated_file_list()}
+    labels = tuple(files[LABELS_FILE].decode("utf-8").splitlines()) if LABELS_FILE in files else ()
     return ReadBack(json.loads(shown.get_metadata_json()), labels, files)

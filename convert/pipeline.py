@@ -22,7 +22,7 @@ from .calibrate import CalibrationData, fit_calibration
 from .data import RunData, calibration_sample, labels_of, load_images, resolve_run_data
 from .binary_output import DEFAULT_BINARY_OUTPUT, check_binary_output, with_binary_output
 from .export import check_keras_file, convert_keras, load_keras
-from .metadata import add_metadata, check_writer, model_info
+from .metadata import add_metadata, check_writer, model_info, with_fitted_temperature
 from .outdir import check_writable, locked
 from .plot import plot_variants
 from .quantize import QuantizationKind
@@ -155,9 +155,9 @@ def _convert_size(run: RunDir, info: RunInfo, size: int, model_path: Path, data:
         progress(f"{variant_name(size, kinds[0])}: converting", done, total)
     for i, (kind, model_bytes) in enumerate(convert_keras(model, size, kinds, representative, config.quiet)):
         name = variant_name(size, kind)
+        raw, meta = model_bytes, model_info(info.labels, info.task, config.binary_output, spec, info.arch, name)
         if config.metadata:  # before every check, so that the checks and the sha256 cover the file as written
-            model_bytes = add_metadata(model_bytes, model_info(info.labels, info.task, config.binary_output, spec,
-                                                               info.arch, name))
+            model_bytes = add_metadata(raw, meta)
         if progress:
             progress(f"{name}: checking on the held-out images", done + i, total)
         probs, in_spec, out_spec, interpreter = tflite_probs(model_bytes, x_val, config.quiet)
@@ -170,6 +170,10 @@ def _convert_size(run: RunDir, info: RunInfo, size: int, model_path: Path, data:
         if status != REJECTED:
             cal = fit_calibration(model_bytes, len(info.labels), fit, out_spec, probs if data.test else None,
                                   y_val if data.test else None, config.quiet)
+            if config.metadata and info.task == "binary":  # the fitted temperature goes into the metadata too
+                model_bytes = with_fitted_temperature(raw, meta, cal.temperature, x_val, probs, config.quiet)
+                result = replace(result, size_bytes=len(model_bytes),
+                                 runtimes=runtime_report(model_bytes, interpreter, x_val[:1], config.quiet))
             manifest = write_with_samples(data.check, out / name, model_bytes,
                                     replace(_manifest(run, info, size, kind, result, test, config.binary_output), calibration=cal))
             result = replace(result, path=out / name, sha256=manifest.sha256)

@@ -10,7 +10,9 @@ reads of it:
   subgraphs -> tensors/operators, operator codes, buffers). tflite-runtime 2.14 does not verify what it is
   given: a truncated model crashes the process (SIGSEGV) or makes it allocate until it is killed. The walk
   does not prove a model is sound (the edge's child-process probe covers the rest); it turns the common
-  damage — a cut-off copy — into one line.
+  damage — a cut-off copy — into one line. A model with TFLite metadata (`edgeclf convert` writes it) carries
+  its associated files (labels.txt, ...) as a zip archive after the flatbuffer; the files the metadata
+  names must be in it, whole (a copy cut off there loads, but is not the file that was converted).
 - `read_op_codes` (operator codes and versions, what decides which runtime can load a model) and
   `version_field_positions` (for the measurement behind `edgeclf.tflite_ops`' table).
 
@@ -210,6 +212,57 @@ def _walk(r: _Reader) -> None:
             r.vector(r.ref(op, 5), 1, f"operator {k} custom options")
 
 
+METADATA_NAME = "TFLITE_METADATA"  # Model.metadata entry whose buffer is the ModelMetadata flatbuffer
+
+
+def _metadata_files(r: _Reader, model: _Table) -> list[str]:
+    """Names of the associated files the TFLite metadata refers to (model, subgraph and tensor level)."""
+    buffers = r.tables(r.ref(model, 4), "buffers")
+    for k, entry in enumerate(r.tables(r.ref(model, 6), "metadata")):  # Model.metadata: (name, buffer)
+        name_ref = r.ref(entry, 0)
+        if name_ref is None or r.string(name_ref, f"metadata[{k}].name") != METADATA_NAME:
+            continue
+        index = r.scalar_field(entry, 1, "I")
+        if index >= len(buffers):
+            raise _Bad(f"metadata[{k}] refers to buffer {index} of {len(buffers)}")
+        start, length = r.vector(r.ref(buffers[index], 0), 1, f"buffers[{index}].data")
+        m = _Reader(r.data[start:start + length])
+        files: list[str] = []
+
+        def names(t: _Table, field: int, what: str) -> None:
+            for j, f in enumerate(m.tables(m.ref(t, field), what)):
+                ref = m.ref(f, 0)
+                if ref is not None:
+                    files.append(m.string(ref, f"{what}[{j}].name"))
+
+        root = m.table(m.scalar("I", 0), "metadata")
+        names(root, 6, "metadata.associated_files")  # ModelMetadata.associated_files
+        for s, sg in enumerate(m.tables(m.ref(root, 3), "metadata.subgraph_metadata")):
+            names(sg, 4, f"metadata.subgraph[{s}].associated_files")
+            for field in (2, 3):  # input_tensor_metadata, output_tensor_metadata
+                for t, tm in enumerate(m.tables(m.ref(sg, field), f"metadata.subgraph[{s}].tensors")):
+                    names(tm, 6, f"metadata.subgraph[{s}].tensor[{t}].associated_files")
+        return files
+    return []
+
+
+def _packed_files(data: bytes, wanted: list[str]) -> None:
+    """The zip archive after the flatbuffer holds every file the metadata names, each with a good CRC."""
+    import io
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            missing = sorted(set(wanted) - set(z.namelist()))
+            bad = None if missing else z.testzip()
+    except (zipfile.BadZipFile, EOFError, ValueError):
+        missing, bad = sorted(set(wanted)), None
+    if missing:
+        raise _Bad(f"the metadata's packed files ({', '.join(missing)}) are missing or cut off: truncated")
+    if bad is not None:
+        raise _Bad(f"the metadata's packed file {bad} is damaged")
+
+
 def _op_code_tables(data: bytes, name: str) -> tuple[_Reader, list[_Table]]:
     check_header(data, name)
     r = _Reader(data)
@@ -223,7 +276,11 @@ def verify(data: bytes, name: str) -> None:
     """Raise ModelError if `data` is not a whole TFLite flatbuffer (header, then every part an interpreter reads)."""
     check_header(data, name)
     try:
-        _walk(_Reader(data))
+        r = _Reader(data)
+        _walk(r)
+        files = _metadata_files(r, _model(r))
+        if files:
+            _packed_files(data, files)
     except _Bad as e:
         raise _error(name, str(e)) from None
 

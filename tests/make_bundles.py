@@ -3,7 +3,8 @@
 `make_bundles(out)` writes, under `out/`:
 
 - `b32-float32/`, `b32-int8/`, `b48-float32/`, `b48-int8/`: a binary horse/human model (shared data set,
-  downscaled) at 32 and 48 input, float32 and full-integer int8 with uint8 input/output;
+  downscaled) at 32 and 48 input, float32 and full-integer int8 with uint8 input/output; at 32 the single
+  sigmoid (`--binary-output sigmoid`), at 48 the two probabilities [1 - p, p] (`two-class`, convert's default);
 - `rgb32-float32/`, `rgb32-int8/`: a 3-class (blue/green/red) softmax model on generated colour images;
 - `images/`: test images (RGBA PNG, JPEG, grayscale, non-square; colour squares) and `expected.json`: per
   bundle, the Keras model's probabilities for the images of its own domain (horse/human photos for `b*`,
@@ -157,6 +158,7 @@ def make_bundles(out: Path, data: Path | None = None) -> dict[str, Any]:
     import keras
     import tensorflow as tf
 
+    from edgeclf.convert.binary_output import with_binary_output
     from edgeclf.convert.metadata import add_metadata, model_info
     from tests.conftest import write_color_folders
 
@@ -189,18 +191,20 @@ def make_bundles(out: Path, data: Path | None = None) -> dict[str, Any]:
         expected: dict[str, dict[str, list[float]]] = {}
         for prefix, model, labels, task, size, rep_files, domain in jobs:
             spec = PreprocessSpec(size, size)
-            fixed = _at_size(model, size)
+            output = "two-class" if task == "binary" and size == 48 else "sigmoid"
+            fixed = with_binary_output(_at_size(model, size), task, output)
             rep = _load(rep_files[:: max(1, len(rep_files) // 64)], spec)
-            probs = _probabilities(fixed, _load(domain, spec), task == "binary")
+            probs = _probabilities(fixed, _load(domain, spec), task == "binary" and output == "sigmoid")
             for quant in ("float32", "int8"):
                 name = f"{prefix}{size}-{quant}"
                 model_bytes = convert_model(fixed, quant, rep)
                 # standard TFLite metadata, as `edgeclf convert` writes it (the edge must load it everywhere)
-                model_bytes = add_metadata(model_bytes, model_info(labels, task, "sigmoid", spec, "tiny-test", name))
+                model_bytes = add_metadata(model_bytes, model_info(labels, task, output, spec, "tiny-test", name))
                 tin, tout = _specs(model_bytes)  # loads on ai-edge-litert, or raises
                 verdict = tflite_runtime_214_verdict(model_bytes)
                 manifest = Manifest(
                     labels=labels, task=task, positive_label=labels[1] if task == "binary" else None,
+                    binary_output=output,
                     preprocess=spec, input=tin, output=tout,
                     source=Source(run="tests/make_bundles", arch="tiny-test", size=size, quantization=quant),
                     runtimes={"ai-edge-litert": RuntimeVerdict(True, "loaded by tests/make_bundles"),

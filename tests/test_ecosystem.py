@@ -99,6 +99,9 @@ def test_mediapipe_names_both_labels_and_agrees_with_classify(hoh: dict[str, Pat
         assert cats[0][0] == mine["top"][0][0], f"{f.name}: MediaPipe {cats}, edgeclf {mine['top']}"
     tops = {cats[0][0] for cats in seen}
     assert tops == set(CLASSES), "a model that answers one class for every photo proves little"
+    if variant.endswith("float32"):  # the metadata's score calibration is the manifest's temperature
+        for f, cats, mine in zip(images, seen, ours):
+            assert dict(cats) == pytest.approx(dict(zip(CLASSES, mine["probabilities"])), abs=2e-3), f.name
 
 
 def test_a_sigmoid_bundle_is_one_class_named_after_the_positive_label(hoh: dict[str, Path]) -> None:
@@ -120,7 +123,7 @@ def test_metadata_round_trips_through_mediapipes_reader(hoh: dict[str, Path], va
     bundle = load_bundle(hoh["default"] / variant)
     m = bundle.manifest
     back = read_metadata(bundle.model_bytes)
-    assert back is not None and back.labels == m.labels and LABELS_FILE in back.files
+    assert back is not None and back.labels == m.labels
     meta = back.json
     assert meta["name"].startswith("edgeclf ") and variant in meta["name"] and "horses, humans" in meta["description"]
     (inp,) = meta["subgraph_metadata"][0]["input_tensor_metadata"]
@@ -135,6 +138,12 @@ def test_metadata_round_trips_through_mediapipes_reader(hoh: dict[str, Path], va
     (out,) = meta["subgraph_metadata"][0]["output_tensor_metadata"]
     assert out["associated_files"][0]["name"] == LABELS_FILE
     assert out["associated_files"][0]["type"] == "TENSOR_AXIS_LABELS"
+    # the fitted temperature T as MediaPipe's per-score calibration: sigmoid(1/T * logit(p)), one line per label
+    units = out["process_units"]
+    assert units[0]["options_type"] == "ScoreCalibrationOptions"
+    assert units[0]["options"]["score_transformation"] == "INVERSE_LOGISTIC"
+    rows = [[float(v) for v in line.split(",")] for line in back.files["score_calibration.txt"].decode().splitlines()]
+    assert rows == [pytest.approx([1.0, 1.0 / m.calibration.temperature, 0.0])] * 2
     sig = read_metadata(load_bundle(hoh["sigmoid"] / variant).model_bytes)
     assert sig is not None and sig.labels == ("humans",)
 
