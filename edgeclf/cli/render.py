@@ -30,7 +30,9 @@ def print_manifest(path: Path, m: Manifest, console: Console | None = None) -> N
     table.add_column("value")
     t = _Rows(table)
     t.add_row("labels", ", ".join(f"{i}: {label}" for i, label in enumerate(m.labels)))
-    t.add_row("task", m.task + (f" (sigmoid; 1 = {m.positive_label})" if m.task == "binary" else " (softmax)"))
+    binary = (f" (sigmoid; 1 = {m.positive_label})" if m.binary_output == "sigmoid"
+              else f" (two-class [1 - p, p]; p = P({m.positive_label}))")
+    t.add_row("task", m.task + (binary if m.task == "binary" else " (softmax)"))
     t.add_row("input", f"{p.height}x{p.width}x{p.channels} {p.color}, {p.resize} resize, crop {p.crop}, "
                        f"x*{p.scale:.6g}+{p.offset:g}")
     for name, ts in (("input tensor", m.input), ("output tensor", m.output)):
