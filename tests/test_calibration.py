@@ -34,6 +34,19 @@ def test_fit_temperature_finds_the_temperature_that_made_the_labels(n_classes: i
     assert ece(calibrate(probs, t, 1e-6), y) < ece(probs, y)
 
 
+def test_separable_validation_does_not_make_everything_certain() -> None:
+    """Every validation image right with a margin: plain log-likelihood would drive T to the grid's floor;
+    the smoothed targets stop at a confidence 200 images support (about 1 - 1/202)."""
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 200)
+    z1 = np.where(y == 1, 1.0, -1.0) * rng.uniform(2.0, 5.5, 200)  # an int8 model's range of logits
+    probs = softmax(np.stack([np.zeros(200), z1], axis=1))
+    t = fit_temperature(probs, y, 1 / 512)
+    assert t > 0.2
+    top = calibrate(probs, t, 1 / 512).max(axis=1)
+    assert 0.99 < np.mean(top) < 1 - 1e-4
+
+
 def test_binary_logits_are_the_sigmoid_inverse_and_clipped() -> None:
     p = np.array([[0.5, 0.5], [0.1, 0.9], [1.0, 0.0]])
     z = logits(p, 1e-3)
