@@ -15,8 +15,6 @@ from typing import Sequence
 
 import numpy as np
 
-from .metrics import reliability
-
 
 def clip_for(quantized: bool, scale: float) -> float:
     """How far from 0 and 1 probabilities are clipped: half an output step when quantized, else 1e-6."""
@@ -87,6 +85,8 @@ def top_score(probs: np.ndarray) -> np.ndarray:
 
 def ece(probs: np.ndarray, y: Sequence[int]) -> float:
     """Expected calibration error of the top class (`edgeclf.metrics.reliability`)."""
+    from .metrics import reliability  # desktop and eval only: the camera does not load it
+
     p = np.asarray(probs, np.float64)
     pred = p.argmax(axis=1)
     return reliability(p[np.arange(len(p)), pred], pred == np.asarray(y))[0]
