@@ -253,6 +253,7 @@ def test_camera_answers_unknown_in_events_and_summary(bundles, tmp_path: Path) -
     assert len(frames) == len(HORSE_HUMAN) and {e["label"] for e in frames} == {"unknown"}
     assert [e["event"] for e in frames].count("change") == 1
     assert events[-1]["event"] == "summary" and events[-1]["frames"] == len(HORSE_HUMAN)
+    assert events[-1]["labels"] == {"unknown": len(HORSE_HUMAN)}  # frames per answer, "unknown" among them
 
 
 def test_decide_options_merge_flags_over_file(tmp_path: Path) -> None:
