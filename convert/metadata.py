@@ -20,7 +20,6 @@ by MediaPipe's own reader and by its `ImageClassifier` in tests/test_ecosystem.p
 
 from __future__ import annotations
 
-import logging
 import sys
 import types
 from dataclasses import dataclass, replace
@@ -28,8 +27,6 @@ from typing import Any, Sequence
 
 from edgeclf.errors import UsageError
 from edgeclf.preprocess import PreprocessSpec
-
-log = logging.getLogger(__name__)
 
 LABELS_FILE = "labels.txt"
 INSTALL_HINT = "pip install 'edgeclf[train]' (mediapipe 0.10.31), or convert with --no-metadata"
