@@ -23,6 +23,7 @@ from edgeclf.train.distribute import fitting, input_plan
 from edgeclf.train.modelio import inference_view, load_keras
 from edgeclf.train.recipe import Phase
 from edgeclf.train.report import classification_metrics
+from edgeclf.train.reseed import reseed_callback
 from edgeclf.train.tfdata import cache_bytes, eval_dataset, train_dataset
 
 log = logging.getLogger(__name__)
@@ -143,6 +144,9 @@ def _build(job: SizeJob, state: SizeState, sdir: Path) -> Any:
     import keras
 
     n = len(job.labels)
+    # Before a resume too: tf.data's seeded shuffles also depend on the global seed (unset, TensorFlow uses its
+    # default), so a resumed run would see other batches than the uninterrupted run it continues.
+    keras.utils.set_random_seed(job.cfg.seed)
     if state.backup:
         from edgeclf.train.losses import register
 
@@ -150,7 +154,6 @@ def _build(job: SizeJob, state: SizeState, sdir: Path) -> Any:
         model = load_keras(sdir / state.backup, compile=True)
         log.info("%d px: resuming after epoch %d from %s", job.size, state.epoch, sdir / state.backup)
         return model
-    keras.utils.set_random_seed(job.cfg.seed)
     cfg = job.cfg
     model = build_model(cfg.arch, job.size, n, weights=None if job.warm_from else job.weights,
                         frozen_bn=cfg.weights != "none")
@@ -218,7 +221,8 @@ def train_size(job: SizeJob, strategy: Any, progress: bool = False) -> SizeState
             with fitting(strategy, model):
                 model.fit(plan.train(tds), validation_data=plan.eval(vds), epochs=phase.end, initial_epoch=st.epoch,
                           steps_per_epoch=plan.steps,
-                          callbacks=[precise_bn(model, _bn_batches(job, spec, cache)), keeper.callback],
+                          callbacks=[reseed_callback(cfg.seed), precise_bn(model, _bn_batches(job, spec, cache)),
+                                     keeper.callback],
                           verbose=1 if progress else 0, shuffle=False)
     state = keeper.state
     if state.status == "diverged":
