@@ -111,9 +111,9 @@ def convert_run(run_dir: str | Path, config: ConvertConfig, progress: Progress |
     for path in models.values():
         check_keras_file(path)
     need = sum(p.stat().st_size for p in models.values()) * len(config.kinds) + 2**20
-    check_writable(out, "--out" if config.out is not None else "bundles folder", need)
-    if config.metadata:
+    if config.metadata:  # before check_writable, which makes the folder
         check_writer()
+    check_writable(out, "--out" if config.out is not None else "bundles folder", need)
     data = resolve_run_data(run, info, split, config.data)
     total = len(sizes) * len(config.kinds)
     results: list[VariantResult] = []

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 
 import cv2
@@ -59,7 +60,7 @@ def hoh(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> dict[str
     _convert(run, root / "default")
     _convert(run, root / "sigmoid", "--binary-output", "sigmoid")
     _convert(run, root / "bare", "--no-metadata")
-    return {"data": data, "default": root / "default", "sigmoid": root / "sigmoid", "bare": root / "bare"}
+    return {"run": run, "data": data, "default": root / "default", "sigmoid": root / "sigmoid", "bare": root / "bare"}
 
 
 def _photos(data: Path) -> list[Path]:
@@ -225,3 +226,12 @@ def test_bad_binary_output_is_one_line_before_any_work(tmp_path: Path) -> None:
     r = runner.invoke(app, ["convert", str(tmp_path), "--binary-output", "three-class"])
     assert r.exit_code != 0
     assert "--binary-output 'three-class' is not supported; expected one of two-class, sigmoid" in r.output
+
+
+def test_without_mediapipe_convert_says_how_in_one_line(hoh: dict[str, Path], tmp_path: Path, monkeypatch) -> None:
+    """A desktop without the writer (no Linux aarch64 wheel): one line before any work, naming --no-metadata."""
+    monkeypatch.setitem(sys.modules, "mediapipe", None)  # `import mediapipe` raises ImportError
+    r = runner.invoke(app, ["convert", str(hoh["run"]), "--out", str(tmp_path / "b")])
+    assert r.exit_code != 0 and not (tmp_path / "b").exists()
+    lines = [ln for ln in r.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "needs mediapipe" in lines[0] and "--no-metadata" in lines[0], r.output
