@@ -17,7 +17,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 
@@ -34,13 +34,16 @@ from edgeclf.edge.postprocess import SmoothConfig, Smoother, top_k
 from edgeclf.edge.reload import ReloadConfig, Reloader
 from edgeclf.edge.runtime import check_threads
 from edgeclf.edge.shadow import check_every as check_shadow_every, check_shadow
-from edgeclf.edge.serve import PreviewServer, check_bind, parse_bind
+from edgeclf.edge.bind import check_bind, parse_bind
 from edgeclf.edge.sources import FrameSource, ImageFolderSource, make_source, parse_size
 from edgeclf.edge.stats import RunStats, summary_dict
 from edgeclf.errors import UsageError
 from edgeclf.imageio import DEFAULT_MAX_PIXELS
 from edgeclf.preprocess import CROP_MODES
 from edgeclf.safetext import redact
+
+if TYPE_CHECKING:  # imported when --serve is on (http.server pulls in email and ssl)
+    from edgeclf.edge.serve import PreviewServer
 
 log = logging.getLogger(__name__)
 
@@ -211,6 +214,8 @@ def run_camera(bundle: str | Path, config: CameraConfig, *, events: EventWriter 
             feed.start()
         stack.callback(feed.close)
         if config.serve is not None:
+            from edgeclf.edge.serve import PreviewServer
+
             host, port = parse_bind(config.serve)
             server = PreviewServer(host, port, config.token, status, max_clients=config.max_clients,
                                    write_timeout=config.serve_write_timeout,

@@ -8,12 +8,15 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from edgeclf.edge.annotate import Annotator
 from edgeclf.edge.recording import SEGMENT_S, Recording
-from edgeclf.edge.serve import PreviewServer
+
+if TYPE_CHECKING:  # --serve's module (http.server, ssl) is imported by the loop only when --serve is on
+    from edgeclf.edge.serve import PreviewServer
 
 log = logging.getLogger(__name__)
 

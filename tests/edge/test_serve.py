@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from edgeclf.cli import app
 from edgeclf.edge.events import EventWriter
 from edgeclf.edge.loop import CameraConfig, run_camera
-from edgeclf.edge.serve import parse_bind
+from edgeclf.edge.bind import parse_bind
 from edgeclf.errors import UsageError
 
 from .fakes import FakeCamera, FakeDevice
