@@ -235,3 +235,21 @@ def test_without_mediapipe_convert_says_how_in_one_line(hoh: dict[str, Path], tm
     assert r.exit_code != 0 and not (tmp_path / "b").exists()
     lines = [ln for ln in r.output.splitlines() if ln.strip()]
     assert len(lines) == 1 and "needs mediapipe" in lines[0] and "--no-metadata" in lines[0], r.output
+
+
+def test_two_class_head_on_a_model_that_lists_its_output() -> None:
+    """`edgeclf train` saves models whose outputs are a list: called, they return [p] (found by #16's runs)."""
+    import keras
+
+    from edgeclf.convert.binary_output import with_binary_output
+
+    inp = keras.Input((8, 8, 3))
+    listed = keras.Model(inp, [keras.layers.Dense(1, activation="sigmoid")(keras.layers.Flatten()(inp))])
+    two = with_binary_output(listed, "binary", "two-class")
+    x = np.random.default_rng(0).random((4, 8, 8, 3), np.float32)
+    out = listed(x)
+    p = np.asarray(out[0] if isinstance(out, (list, tuple)) else out).reshape(-1)
+    y = np.asarray(two(x))
+    assert y.shape == (4, 2) and np.allclose(y, np.stack([1 - p, p], axis=1), atol=1e-6)
+    assert with_binary_output(listed, "binary", "sigmoid") is listed
+    assert with_binary_output(listed, "multiclass", "two-class") is listed
