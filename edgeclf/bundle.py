@@ -11,7 +11,6 @@ This module reads, writes and validates bundles. It imports nothing heavier than
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -22,11 +21,12 @@ from typing import Any, Mapping
 
 from . import __version__, tflite_file
 from .atomic import atomic_dir
-from .contracts import BundleMetrics, RuntimeVerdict, Source, runtimes_from_dict
 from .calibration import Calibration
+from .contracts import BundleMetrics, RuntimeVerdict, Source, runtimes_from_dict
 from .errors import BundleError
 from .samples import SAMPLES_DIR, SampleSet
 from .preprocess import PreprocessSpec, field_int, field_mapping, field_number, field_str
+from .sha256 import sha256
 
 SCHEMA = "edgeclf.bundle"
 SCHEMA_VERSION = 2
@@ -207,7 +207,7 @@ def _tensor_from(d: Mapping[str, Any], where: str) -> TensorSpec:
 
 
 def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+    return sha256(data).hexdigest()
 
 
 def check_tflite_bytes(data: bytes, name: str) -> None:

@@ -12,7 +12,6 @@ Standard library only, like `edgeclf.bundle`.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import re
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .errors import BundleError
+from .sha256 import sha256
 
 SAMPLES_DIR = "samples"
 DEFAULT_TOLERANCE = 0.05  # probability; one int8 output step is 1/256, runtimes differ by a step or two
@@ -82,7 +82,7 @@ def sample_bytes(bundle_dir: str | os.PathLike[str], sample: Sample) -> bytes:
     except FileNotFoundError:
         raise BundleError(f"{path}: missing; the manifest lists it as a self-test sample; re-copy the whole "
                           "bundle folder") from None
-    if hashlib.sha256(data).hexdigest() != sample.sha256:
+    if sha256(data).hexdigest() != sample.sha256:
         raise BundleError(f"{path}: sha256 does not match the manifest's; the bundle was changed or damaged; "
                           "re-copy it or re-convert")
     return data
