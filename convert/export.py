@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from edgeclf.errors import ModelError, disk_full
+from edgeclf.native_output import quiet_native
 from edgeclf.train import modelio
 from edgeclf.train.modelio import check_keras_file
 
 from .quantize import QuantizationKind
-from .quiet import quiet_native
 
 log = logging.getLogger(__name__)
 

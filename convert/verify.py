@@ -16,9 +16,8 @@ import numpy as np
 from edgeclf.bundle import TensorSpec
 from edgeclf.contracts import RuntimeVerdict
 from edgeclf.errors import ModelError
+from edgeclf.native_output import quiet_native
 from edgeclf.tflite_ops import RUNTIME_214, tflite_runtime_214_verdict
-
-from .quiet import quiet_native
 
 log = logging.getLogger(__name__)
 

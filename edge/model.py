@@ -24,7 +24,7 @@ from edgeclf.edge.flatbuf import verify_tflite
 from edgeclf.edge.preprocess import Preprocessor
 from edgeclf.edge.runtime import Runtime, check_threads, default_threads, find_runtime, manifest_key, probe_model
 from edgeclf.errors import BundleError, ModelError
-from edgeclf.native_stderr import hold_native_stderr
+from edgeclf.native_output import hold_native_stderr
 from edgeclf.scores import calibrate
 
 log = logging.getLogger(__name__)

@@ -45,7 +45,7 @@ def test_the_renamed_ones() -> None:
     assert defs["default_threads"] == ["edge/runtime.py"]  # one int: the threads an interpreter gets
     assert defs["thread_counts"] == ["bench/measure.py"]  # the counts bench measures: (1, all cores)
     assert defs["Captured"] == ["edge/capture.py"]  # a camera frame
-    assert defs["NativeOutput"] == ["convert/quiet.py"]  # what TensorFlow printed while quiet
+    assert defs["NativeOutput"] == ["edgeclf/native_output.py"]  # what TensorFlow printed while quiet
     assert defs["probe_model"] == ["edge/runtime.py"]  # "probe": the child-process first load, only that
     assert defs["measure_footprint"] == ["bench/footprint.py"] and "probe" not in defs
     assert not (ROOT / "bench" / "probe.py").exists()
