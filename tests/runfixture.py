@@ -34,21 +34,10 @@ def _split(data: Path, classes: Sequence[str]) -> Split:
 
 
 def tiny_model(size: int, n_classes: int):
-    import keras
-    from keras import layers
+    """The registry's test architecture (`test-tiny`), built as `edgeclf train` builds every model."""
+    from edgeclf.train.archs import build_model
 
-    inputs = keras.Input((size, size, 3), name="image")
-    x = layers.Conv2D(4, 3, activation="relu")(inputs)
-    x = layers.MaxPooling2D(2)(x)
-    x = layers.Conv2D(8, 3, activation="relu")(x)
-    x = layers.MaxPooling2D(2)(x)
-    x = layers.Flatten()(x)
-    x = layers.Dense(16, activation="relu")(x)
-    if n_classes == 2:
-        out = layers.Dense(1, activation="sigmoid", name="prob")(x)
-    else:
-        out = layers.Dense(n_classes, activation="softmax", name="prob")(x)
-    return keras.Model(inputs, out)
+    return build_model("test-tiny", size, n_classes)
 
 
 def make_run(root: Path, classes: Sequence[str] = ("blue", "red"), sizes: Sequence[int] = SIZES,

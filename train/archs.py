@@ -53,6 +53,20 @@ def _seed(x: Any, n: int) -> Any:
     return _head(x, n)
 
 
+def _test_tiny(x: Any, n: int) -> Any:
+    """For tests (as timm registers its test models): the seed net's shape at a few hundred weights, so a test
+    trains and converts a real model in seconds."""
+    from keras import layers
+
+    x = layers.Conv2D(4, 3, activation="relu")(x)
+    x = layers.MaxPooling2D(2)(x)
+    x = layers.Conv2D(8, 3, activation="relu")(x)
+    x = layers.MaxPooling2D(2)(x)
+    x = layers.Flatten()(x)
+    x = layers.Dense(16, activation="relu")(x)
+    return _head(x, n)
+
+
 def _course(x: Any, n: int) -> Any:
     from keras import layers
 
@@ -144,6 +158,7 @@ ARCHS: dict[str, Arch] = {a.name: a for a in (
     Arch("edge", "stride-2 stem + conv-BN blocks 16-32-64-128-128, GAP", _edge((16, 32, 64, 128, 128)), True),
     Arch("edge-s", "stride-2 stem + conv-BN blocks 8-16-32-64-64, GAP", _edge((8, 16, 32, 64, 64)), True),
     Arch("edge-sep", "conv stem + depthwise-separable blocks 16-32-64-128-256, GAP", _edge_sep((16, 32, 64, 128, 256)), True),
+    Arch("test-tiny", "for tests: Conv4 + Conv8 + MaxPool, Flatten, Dense16 (the seed net, tiny)", _test_tiny, False, 16),
 )}
 ARCHS.update({b.name: Arch(b.name, b.summary, _no_build, True, b.min_size, pretrained=True) for b in BACKBONES.values()})
 BACKBONE_DROPOUT = 0.2  # before the new head, as in Keras' transfer-learning guide
