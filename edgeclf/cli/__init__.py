@@ -18,4 +18,7 @@ def main() -> None:
 
     if not wants_verbose(sys.argv[1:]):
         filter_native_stderr()
+    from .lean import run
+
+    run(sys.argv[1:])  # a plain `camera`/`classify` line runs (and exits) here, without pydantic (issue 14)
     app()

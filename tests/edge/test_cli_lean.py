@@ -1,0 +1,93 @@
+"""The lean start of `edgeclf camera`/`classify` (edgeclf.cli.lean, issue 14) gives the command exactly the
+arguments typer gives it, and leaves every command line it does not fully model to typer."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edgeclf.cli import app, lean
+
+pytestmark = pytest.mark.tflite_runtime
+
+
+def typer_kwargs(argv: list[str]) -> dict[str, Any]:
+    """The keyword arguments typer passes to the command for `edgeclf ARGV` (the command itself not run)."""
+    import typer.main
+
+    got: dict[str, Any] = {}
+    saved = [(c, c.callback) for c in app.registered_commands]
+    try:
+        for c, cb in saved:
+            def record(*a: Any, **kw: Any) -> None:
+                got.update(kw)
+
+            c.callback = functools.update_wrapper(record, cb.__wrapped__)  # same signature, same options
+        typer.main.get_command(app).main(list(argv), prog_name="edgeclf", standalone_mode=False)
+    finally:
+        for c, cb in saved:
+            c.callback = cb
+    return got
+
+
+def test_the_lean_parser_models_every_option_of_camera_and_classify() -> None:
+    """A new option using a typer feature the lean parser does not reproduce fails here, not silently later."""
+    params = lean.lean_params()
+    camera = {p.name for p in params["camera"]}
+    assert {"bundle", "source", "serve", "mqtt", "shadow", "capture", "threshold", "display"} <= camera
+    assert {p.name for p in params["classify"]} >= {"bundle", "images", "top_k", "as_json"}
+
+
+LINES = [
+    ["camera", "b"],
+    ["-q", "camera", "b", "--source", "/dev/null", "--display", "--max-frames", "3", "--hysteresis", "0.25",
+     "--threshold", "horses=0.5", "--threshold", "0.3", "--events", "/dev/null", "--mqtt-ca=/x/ca.pem",
+     "--smooth", "5", "--save-segment", "1e2", "--events-only", "horses", "--unknown", "auto"],
+    ["-v", "-v", "camera", "--serve", "127.0.0.1:0", "b", "--token", "0123456789", "--shadow", "other",
+     "--capture", "cap", "--capture-below=0.5", "--watch", "--realtime", "--mqtt", "mqtt://h/p",
+     "--mqtt-interval", "0", "--shadow-every", "2", "--size", "640x480", "--crop", "letterbox"],
+    ["-vv", "classify", "b", "x.png", "y.png", "--top-k", "2", "--json", "--max-pixels", "100"],
+    ["classify", "--threads", "1", "b", "x.png", "--runtime", "tflite-runtime", "--config", "c.json"],
+]
+
+
+@pytest.mark.parametrize("argv", LINES, ids=[" ".join(a[:3]) for a in LINES])
+def test_same_arguments_as_typer(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("EDGECLF_TOKEN", raising=False)
+    monkeypatch.delenv("EDGECLF_MQTT", raising=False)
+    mine = lean.parse(argv, lean.lean_params())[3]
+    theirs = typer_kwargs(argv)
+    assert mine == theirs
+    assert {k: type(v) for k, v in mine.items()} == {k: type(v) for k, v in theirs.items()}
+
+
+def test_same_arguments_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EDGECLF_TOKEN", "from-the-environment")
+    monkeypatch.setenv("EDGECLF_MQTT", "mqtt://broker/edgeclf")
+    argv = ["camera", "b", "--serve", "0.0.0.0:8080"]
+    mine = lean.parse(argv, lean.lean_params())[3]
+    assert mine["token"] == "from-the-environment" and mine["mqtt"] == "mqtt://broker/edgeclf"
+    assert mine == typer_kwargs(argv)
+
+
+@pytest.mark.parametrize("argv", [
+    ["camera", "b", "--help"], ["--help"], ["--version"], ["camera"], ["camera", "b", "c"], ["classify", "b"],
+    ["camera", "b", "--no-such-option"], ["camera", "b", "--smooth", "two"], ["camera", "b", "--smooth", "2.0"],
+    ["camera", "b", "--hysteresis", "-0.5"], ["camera", "b", "--source", "0", "--source", "1"],
+    ["camera", "b", "--display=yes"], ["-qv", "camera", "b"], ["camera", "--", "b"], ["info", "b"],
+    ["train", "data"], ["camera", "b", "--max-frames"], ["classify", "b", "-"],
+])
+def test_other_lines_are_left_to_typer(argv: list[str]) -> None:
+    with pytest.raises(lean.NotPlain):
+        lean.parse(argv, lean.lean_params())
+
+
+def test_an_unreadable_existing_path_is_left_to_typer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    f = tmp_path / "secret.png"
+    f.write_bytes(b"x")
+    monkeypatch.setattr(lean.os, "access", lambda path, mode: False)  # as root, chmod 000 is still readable
+    with pytest.raises(lean.NotPlain):
+        lean.parse(["classify", "b", str(f)], lean.lean_params())
