@@ -8,6 +8,7 @@ from typing import Iterator, List, Optional
 import typer
 
 from ._app import command, settings
+from .options import RunData
 
 
 @command("bench")
@@ -26,7 +27,7 @@ def bench(
                                           "timing (default: the run's held-out images)."),
     run: Optional[Path] = typer.Option(None, "--run", help="Run directory with the held-out split and Keras "
                                        "models, when TARGET is not a run."),
-    data: Optional[Path] = typer.Option(None, "--data", help="The run's data folder, if it moved."),
+    data: RunData = None,
     max_images: int = typer.Option(0, "--max-images", help="Use at most N held-out images (0: all)."),
     tflite_python: Optional[str] = typer.Option(None, "--tflite-python", envvar="EDGECLF_TFL_PYTHON",
                                                 help="Python of a venv with tflite-runtime and edgeclf: "

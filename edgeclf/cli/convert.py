@@ -22,6 +22,7 @@ from typer.core import TyperCommand
 
 from ..bundle import BINARY_OUTPUTS, DEFAULT_BINARY_OUTPUT
 from ._app import command, settings
+from .options import RunData
 
 QUANTIZE = "--quantize"
 BARE_QUANTIZE = "int8"
@@ -99,8 +100,7 @@ def convert(
     size: Optional[List[int]] = typer.Option(None, "--size", metavar="N",
                                              help="Input size to convert; repeat for several (default: every size "
                                                   "the run trained)."),
-    data: Optional[Path] = typer.Option(None, "--data", metavar="DIR",
-                                        help="The run's data folder, if it moved since training."),
+    data: RunData = None,
     max_drop: float = typer.Option(1.0, "--max-drop", metavar="PP",
                                    help="Reject a variant that loses more than this many percentage points of "
                                         "held-out accuracy against the Keras model (negative: demand a gain)."),

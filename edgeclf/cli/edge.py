@@ -9,6 +9,7 @@ from typing import List, Optional
 import typer
 
 from ._app import command, settings
+from .options import Bundle, Runtime, Threads
 
 try:  # Python >= 3.9
     from typing import Annotated
@@ -18,11 +19,7 @@ except ImportError:  # pragma: no cover
 from ..imageio import DEFAULT_MAX_PIXELS
 from ..preprocess import CROP_MODES
 
-# Options shared by both commands, defined once.
-Bundle = Annotated[Path, typer.Argument(help="Bundle folder made by `edgeclf convert` (or its manifest/model file).")]
-Threads = Annotated[Optional[int], typer.Option("--threads", help="Interpreter threads (default: all cores).")]
-Runtime = Annotated[Optional[str], typer.Option(
-    "--runtime", help="ai-edge-litert, tflite-runtime or tensorflow (default: the first installed, in that order).")]
+# Options shared by both commands, defined once (Bundle, Runtime and Threads: edgeclf.cli.options, shared wider).
 Crop = Annotated[Optional[str], typer.Option(
     "--crop", help="How a non-square frame becomes the square input: center (crop the middle; the subject is "
     "centred), letterbox (grey bars; the subject may be anywhere in the frame) or none (squeeze). "

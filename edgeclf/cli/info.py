@@ -1,23 +1,21 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
-from typing import Optional
 
 import typer
 
 from ._app import command, settings
+from .options import Bundle, Runtime
 
 
 @command("info")
 def info(
-    bundle: Path = typer.Argument(..., help="Bundle folder (or its manifest.json / model.tflite)."),
+    bundle: Bundle,
     as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON."),
     check: bool = typer.Option(False, "--check", help="Also load it on this machine's interpreter, as `camera` "
                                                       "would (flatbuffer check, probe, tensors vs manifest), and run its self-test "
                                                       "sample frames."),
-    runtime: Optional[str] = typer.Option(None, "--runtime",
-                                          help="Interpreter for --check (default: the first installed)."),
+    runtime: Runtime = None,
 ) -> None:
     """Verify a bundle (schema, sha256) and print its manifest readably."""
     from ..bundle import load_bundle
