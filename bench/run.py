@@ -16,7 +16,7 @@ import importlib.util
 import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from edgeclf.bundle import MANIFEST_FILE, Manifest, load_bundle, read_manifest, resolve_bundle_dir
 from edgeclf.bench.measure import Job, measure, thread_counts
@@ -24,12 +24,11 @@ from edgeclf.bench.report import BenchReport, BenchRow, finish_machine, machine_
 from edgeclf.edge.runtime import RUNTIME_MODULES, available_runtimes, check_threads, find_runtime
 from edgeclf.errors import BundleError, EdgeclfError, RunError, UsageError
 from edgeclf.imageio import IMAGE_EXTENSIONS
+from edgeclf.progress import Progress
 from edgeclf.rundir import RUN_FILE, RunDir
 
 log = logging.getLogger(__name__)
 
-# (task key, steps in that task, what is being done) - called once per step
-Progress = Callable[[str, int, str], None]
 TFLITE_RUNTIME = "tflite-runtime"
 
 
@@ -250,11 +249,12 @@ def run_bench(target: Path, cfg: BenchConfig = BenchConfig(), out: Path | None =
     raw: list[dict[str, Any]] = []
     machine = machine_info({})
     for name, python in plan:
-        steps = job.steps()
+        steps, done = job.steps(), [0]
 
-        def tick(what: str, _name: str = name) -> None:
+        def tick(what: str, _name: str = name, _done: list[int] = done) -> None:
+            _done[0] += 1  # one tick per step of this runtime's job
             if progress is not None:
-                progress(_name, steps, what)
+                progress(f"{_name}: {what}", _done[0], steps)
 
         if python is None:
             rt = find_runtime(name)

@@ -11,11 +11,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from edgeclf.bundle import Manifest
 from edgeclf.contracts import BundleMetrics, Interval, Source
 from edgeclf.errors import UsageError
+from edgeclf.progress import Progress
 from edgeclf.rundir import RunDir, RunInfo
 
 from .calibrate import CalibrationData, fit_calibration
@@ -36,8 +37,7 @@ RUNTIME_CHOICES = ("ai-edge-litert", "tflite-runtime")
 VARIANTS_FILE = "variants.json"
 PLOT_FILE = "variants.png"
 
-# progress(description, done, total): called before each variant and once at the end.
-Progress = Callable[[str, int, int], None]
+# progress(what, done, total) (edgeclf.progress): called before each variant and once at the end.
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from edgeclf.groups import DEFAULT_GROUP_PATTERN, groups_for
 from edgeclf.imageio import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, read_bgr
 from edgeclf.metrics import Evaluation, evaluate, reliability
 from edgeclf.preprocess import CROP_MODES
+from edgeclf.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -192,7 +193,7 @@ def _inputs(cfg: EvalConfig, items: list[tuple[str, int]], labels: Sequence[str]
         yield SimFrame(read_bgr(path, cfg.max_pixels), label, path, k)
 
 
-def run_eval(cfg: EvalConfig, on_progress: Callable[[int, int], None] | None = None) -> EvalReport:
+def run_eval(cfg: EvalConfig, progress: Progress | None = None) -> EvalReport:
     target = Path(cfg.target)
     if not target.exists():
         raise UsageError(f"{target}: no such bundle, run directory or .keras file")
@@ -206,8 +207,8 @@ def run_eval(cfg: EvalConfig, on_progress: Callable[[int, int], None] | None = N
         probs.append(predict(f.frame))
         truth.append(f.label)
         files.append(f.source)
-        if on_progress:
-            on_progress(len(probs), total)
+        if progress:
+            progress("evaluating", len(probs), total)
     groups, grouped = groups_for([(str(Path(p).relative_to(cfg.data_dir)) if Path(p).is_relative_to(cfg.data_dir)
                                    else p, y) for p, y in zip(files, truth)], cfg.group_pattern)
     p = np.asarray(probs, np.float64)

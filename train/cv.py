@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeclf.atomic import write_json
+from edgeclf.progress import Progress
 from edgeclf.rundir import RunDir
 from edgeclf.train.config import TrainConfig
 
@@ -39,7 +40,7 @@ def _mean_sd(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
-def cross_validate(cfg: TrainConfig, k: int, progress: bool = False) -> CVResult:
+def cross_validate(cfg: TrainConfig, k: int, progress: Progress | None = None) -> CVResult:
     from edgeclf.train.distribute import resolve_strategy
     from edgeclf.train.run import _load_data, _prepare_out, _train_sizes, _write_data_files, resolve_weights, resolved
     from edgeclf.train.split import cv_folds

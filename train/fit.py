@@ -12,6 +12,7 @@ import numpy as np
 
 from edgeclf.errors import EdgeclfError, RunError
 from edgeclf.preprocess import PreprocessSpec
+from edgeclf.progress import Progress
 from edgeclf.rundir import RunDir
 from edgeclf.train.augment import AugmentSpec
 from edgeclf.train import recipe
@@ -20,6 +21,7 @@ from edgeclf.train.backbones import BACKBONES
 from edgeclf.train.callbacks import Best, Keeper, SizeState, precise_bn, read_state
 from edgeclf.train.config import TrainConfig
 from edgeclf.train.distribute import fitting, input_plan
+from edgeclf.train.epoch_progress import epoch_progress
 from edgeclf.train.modelio import inference_view, load_keras
 from edgeclf.train.recipe import Phase
 from edgeclf.train.report import classification_metrics
@@ -165,7 +167,7 @@ def _build(job: SizeJob, state: SizeState, sdir: Path) -> Any:
     return model
 
 
-def train_size(job: SizeJob, strategy: Any, progress: bool = False) -> SizeState:
+def train_size(job: SizeJob, strategy: Any, progress: Progress | None = None) -> SizeState:
     """Fit one size to completion (or early stop), resuming from its backup if there is one."""
     cfg, size, n_classes = job.cfg, job.size, len(job.labels)
     epochs = epochs_for(job)
@@ -222,8 +224,9 @@ def train_size(job: SizeJob, strategy: Any, progress: bool = False) -> SizeState
                 model.fit(plan.train(tds), validation_data=plan.eval(vds), epochs=phase.end, initial_epoch=st.epoch,
                           steps_per_epoch=plan.steps,
                           callbacks=[reseed_callback(cfg.seed), precise_bn(model, _bn_batches(job, spec, cache)),
-                                     keeper.callback],
-                          verbose=1 if progress else 0, shuffle=False)
+                                     keeper.callback]
+                          + ([epoch_progress(progress, f"{size} px", epochs, plan.steps)] if progress else []),
+                          verbose=0, shuffle=False)
     state = keeper.state
     if state.status == "diverged":
         kept = (f"the last good model stays at {best_path} (epoch {state.best.epoch}, val_accuracy "

@@ -8,7 +8,6 @@ The run directory follows `edgeclf.rundir`; run.json is written last, so its pre
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import shutil
@@ -21,6 +20,7 @@ from edgeclf.atomic import write_json, write_text
 from edgeclf.dirlock import exclusive
 from edgeclf.errors import DataError, EdgeclfError, RunError, UsageError
 from edgeclf.preprocess import PreprocessSpec
+from edgeclf.progress import Progress
 from edgeclf.rundir import CONFIG_FILE, RUN_FILE, SOURCES_FILE, RunDir, RunInfo, RunModel, Split
 from edgeclf.train.archs import get_arch
 from edgeclf.train.config import TrainConfig
@@ -68,19 +68,11 @@ def _prepare_out(cfg: TrainConfig) -> Path:
     return out
 
 
-def _progress(enabled: bool, what: str) -> Any:
-    if not enabled:
-        return contextlib.nullcontext(None)
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    return Progress(TextColumn(what), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True)
-
-
-def _updater(bar: Any) -> Callable[[int, int], None] | None:
-    if bar is None:
+def _checking(progress: Progress | None, what: str) -> Callable[[int, int], None] | None:
+    """load_dataset's per-file callback, reported as `what` through `progress`."""
+    if progress is None:
         return None
-    task = bar.add_task("", total=None)
-    return lambda done, total: bar.update(task, completed=done, total=total)
+    return lambda done, total: progress(what, done, total)
 
 
 @dataclass(frozen=True)
@@ -97,16 +89,16 @@ class Data:
         return sum(len(d.bad) for d in (self.ds, self.vds, self.tds, *self.added) if d is not None)
 
 
-def _load_data(cfg: TrainConfig, progress: bool) -> Data:
-    with _progress(progress, "checking images") as bar:
-        ds = load_dataset(Path(cfg.data_dir), cfg.max_pixels, cfg.strict, on_progress=_updater(bar))
-        vds = tds = None
-        if cfg.validation_dir:
-            vds = load_dataset(Path(cfg.validation_dir), cfg.max_pixels, cfg.strict, labels=ds.labels,
-                               on_progress=_updater(bar))
-        if cfg.test_dir:
-            tds = load_dataset(Path(cfg.test_dir), cfg.max_pixels, cfg.strict, labels=ds.labels,
-                               on_progress=_updater(bar))
+def _load_data(cfg: TrainConfig, progress: Progress | None) -> Data:
+    ds = load_dataset(Path(cfg.data_dir), cfg.max_pixels, cfg.strict,
+                      on_progress=_checking(progress, "checking images"))
+    vds = tds = None
+    if cfg.validation_dir:
+        vds = load_dataset(Path(cfg.validation_dir), cfg.max_pixels, cfg.strict, labels=ds.labels,
+                           on_progress=_checking(progress, "checking --validation-dir images"))
+    if cfg.test_dir:
+        tds = load_dataset(Path(cfg.test_dir), cfg.max_pixels, cfg.strict, labels=ds.labels,
+                           on_progress=_checking(progress, "checking --test-dir images"))
     from edgeclf.train.add import check_add_dirs, load_added
 
     check_add_dirs(cfg.add, cfg.data_dir, (cfg.validation_dir, cfg.test_dir, cfg.out))
@@ -164,7 +156,7 @@ def resolve_weights(cfg: TrainConfig) -> str | None:
 
 
 def _train_sizes(cfg: TrainConfig, run: RunDir, labels: tuple[str, ...], split: Split,
-                 progress: bool, strategy: Any, weights: str | None) -> dict[int, dict[str, Any]]:
+                 progress: Progress | None, strategy: Any, weights: str | None) -> dict[int, dict[str, Any]]:
     import tensorflow as tf
 
     from edgeclf.train.fit import SizeJob, train_size
@@ -244,7 +236,7 @@ def _write_data_files(run: RunDir, data: Data, split: Split, why: str) -> None:
     write_json(run.path / SOURCES_FILE, sources(str(ds.root), split, data.added, ds.labels))
 
 
-def train(cfg: TrainConfig, progress: bool = False) -> TrainResult:
+def train(cfg: TrainConfig, progress: Progress | None = None) -> TrainResult:
     """Train a new run; see the module docstring. Under --strategy multi-worker only the chief writes the
     run directory; every other worker writes a scratch copy that is removed at the end."""
     from edgeclf.train.distribute import worker_role
@@ -265,7 +257,7 @@ def resolved(cfg: TrainConfig) -> TrainConfig:
                      else str(Path(cfg.weights).expanduser().resolve()))
 
 
-def _train(cfg: TrainConfig, progress: bool, scratch: Path | None) -> TrainResult:
+def _train(cfg: TrainConfig, progress: Progress | None, scratch: Path | None) -> TrainResult:
     t0 = time.perf_counter()
     cfg = resolved(cfg)
     weights = resolve_weights(cfg)
@@ -275,7 +267,7 @@ def _train(cfg: TrainConfig, progress: bool, scratch: Path | None) -> TrainResul
         return _train_locked(cfg, progress, out, t0, weights)
 
 
-def _train_locked(cfg: TrainConfig, progress: bool, out: Path, t0: float, weights: str | None) -> TrainResult:
+def _train_locked(cfg: TrainConfig, progress: Progress | None, out: Path, t0: float, weights: str | None) -> TrainResult:
     from edgeclf.train.distribute import resolve_strategy
 
     run = RunDir(out)
@@ -305,7 +297,7 @@ def _read_json(path: Path) -> Any:
         raise RunError(f"{path}: damaged ({e}); start a new run") from None
 
 
-def resume(run_dir: Path, progress: bool = False) -> TrainResult:
+def resume(run_dir: Path, progress: Progress | None = None) -> TrainResult:
     """Continue a killed run with its saved config and split; finished sizes are not trained again.
 
     Under --strategy multi-worker every worker passes the chief's run directory (shared storage): the
@@ -324,13 +316,13 @@ def resume(run_dir: Path, progress: bool = False) -> TrainResult:
     return result if role.chief else replace(result, worker=role.describe(), run_dir=run_dir)
 
 
-def _resume(run_dir: Path, progress: bool) -> TrainResult:
+def _resume(run_dir: Path, progress: Progress | None) -> TrainResult:
     with exclusive(run_dir, "`edgeclf train` is writing this run (two --resume of one run would mix their "
                             "histories)"):
         return _resume_locked(run_dir, progress)
 
 
-def _resume_locked(run_dir: Path, progress: bool) -> TrainResult:
+def _resume_locked(run_dir: Path, progress: Progress | None) -> TrainResult:
     from edgeclf.train.distribute import resolve_strategy
 
     t0 = time.perf_counter()

@@ -1,14 +1,14 @@
 from __future__ import annotations
 
-import contextlib
 import os
 from pathlib import Path
-from typing import Iterator, List, Optional
+from typing import List, Optional
 
 import typer
 
 from ._app import command, settings
 from .options import RunData
+from .progress import progress_bar
 
 
 @command("bench")
@@ -44,27 +44,8 @@ def bench(
     cfg = BenchConfig(repeats=repeats, warmup=warmup, frames=frames, threads=tuple(threads or ()),
                       runtimes=tuple(runtime or ()), source=source, run=run, data=data, max_images=max_images,
                       keras=keras, rss=rss, plot=plot, tflite_python=tflite_python or None)
-    with _progress() as step:
-        report, written = run_bench(target, cfg, out, step)
+    with progress_bar(settings.show_progress) as progress:
+        report, written = run_bench(target, cfg, out, progress)
     print_table(report)
     typer.echo("wrote " + ", ".join(os.fspath(p) for p in written))
 
-
-@contextlib.contextmanager
-def _progress() -> Iterator[object]:
-    """A rich progress bar per runtime when `settings.show_progress`; else no callback."""
-    if not settings.show_progress:
-        yield None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    tasks: dict[str, int] = {}
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  transient=True) as bar:
-
-        def step(key: str, total: int, what: str) -> None:
-            if key not in tasks:
-                tasks[key] = bar.add_task(what, total=total)
-            bar.update(tasks[key], advance=1, description=what)
-
-        yield step

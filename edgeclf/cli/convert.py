@@ -22,6 +22,7 @@ from typer.core import TyperCommand
 
 from ..bundle import BINARY_OUTPUTS, DEFAULT_BINARY_OUTPUT
 from ._app import command, settings
+from .progress import progress_bar
 from .options import RunData
 
 QUANTIZE = "--quantize"
@@ -63,21 +64,12 @@ def _progress_bar() -> Iterator[Any]:
     if not settings.show_progress:
         yield None
         return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     stream = os.fdopen(os.dup(2), "w")
     noisy = logging.getLogger("edgeclf.convert")
     level = noisy.level
     noisy.setLevel(logging.WARNING)  # the bar says what each variant did; the log lines would tear it
     try:
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=Console(file=stream), transient=False) as bar:
-            task = bar.add_task("converting", total=None)
-
-            def update(description: str, done: int, total: int) -> None:
-                bar.update(task, description=description, completed=done, total=total)
-
+        with progress_bar(True, stream, transient=False) as update:
             yield update
     finally:
         noisy.setLevel(level)

@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 
 from ._app import command, settings
+from .progress import progress_bar
 from .edge import Crop, Runtime, Threads
 
 try:
@@ -45,14 +46,8 @@ def eval_(
     kw = {"group_pattern": group_pattern} if group_pattern else {}
     cfg = EvalConfig(str(target), str(data_dir), size, camera_sim, frames_per_image, seed, crop, runtime, threads,
                      video=str(video) if video else None, worst=worst, **kw)
-    if settings.show_progress:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-        with Progress(TextColumn("evaluating"), BarColumn(), MofNCompleteColumn(), transient=True) as bar:
-            task = bar.add_task("", total=None)
-            report = run_eval(cfg, lambda d, t: bar.update(task, completed=d, total=t))
-    else:
-        report = run_eval(cfg)
+    with progress_bar(settings.show_progress) as progress:
+        report = run_eval(cfg, progress)
     if out is not None:
         from ..evaluate.report import write_outputs
 

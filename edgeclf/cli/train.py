@@ -7,6 +7,7 @@ import typer
 
 from ..errors import UsageError
 from ._app import command, settings
+from .progress import progress_bar
 
 # Options left at None take TrainConfig's defaults; with --resume they must stay unset.
 _TUNABLE = ("add", "validation_dir", "validation_split", "test_dir", "test_split", "augment_policy", "label_smoothing",
@@ -92,7 +93,8 @@ def train(
             names = ", ".join("--" + k.replace("_", "-") for k in given) or "DATA_DIR"
             raise UsageError(f"--resume continues a run with its saved config; drop {names} "
                              "(or start a new run without --resume)")
-        result = resume_run(resume, progress=settings.show_progress)
+        with progress_bar(settings.show_progress) as progress:
+            result = resume_run(resume, progress=progress)
     else:
         if data_dir is None:
             raise UsageError("DATA_DIR is missing; expected a folder with one sub-folder of images per class "
@@ -109,9 +111,12 @@ def train(
         if cv is not None:
             from edgeclf.train.cv import cross_validate
 
-            _cv_summary(cross_validate(TrainConfig(data_dir=str(data_dir), **given), cv, progress=settings.show_progress))
+            with progress_bar(settings.show_progress) as progress:
+                res = cross_validate(TrainConfig(data_dir=str(data_dir), **given), cv, progress=progress)
+            _cv_summary(res)
             return
-        result = train_run(TrainConfig(data_dir=str(data_dir), **given), progress=settings.show_progress)
+        with progress_bar(settings.show_progress) as progress:
+            result = train_run(TrainConfig(data_dir=str(data_dir), **given), progress=progress)
     _summary(result)
 
 
