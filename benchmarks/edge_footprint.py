@@ -13,9 +13,10 @@ Each case is a new Python process, started and waited for here (`os.wait4`, so i
 Goal (issue 6) for the default int8 @150 bundle: peak RSS <= 80 MB and first frame <= 0.5 s here.
 One untimed run of each first (file cache warm), then medians of --repeats.
 
---camera-extras (issue 14): peak RSS of `edgeclf camera` on 30 held-out images, plain and with --mqtt (a
-local mosquitto), --serve, --shadow (the same bundle) and --capture on, against a bare process: numpy +
-cv2 + ai-edge-litert, the same model, one invoke. Goal: everything on <= 1.1x the bare process.
+--camera-extras (issue 14): peak RSS of `edgeclf camera` on 30 held-out images, plain, with each of --mqtt (a
+local mosquitto), --serve, --shadow (the same bundle) and --capture alone, and with all four on, against a
+bare process: numpy + cv2 + ai-edge-litert, the same model, one invoke. Goal: everything on <= 1.1x the
+bare process.
 
     .venv/bin/python benchmarks/edge_footprint.py [--run RUN] [--repeats 5] [--camera-extras]
 """
@@ -164,12 +165,14 @@ def camera_extras(run: Path, names: list[str], images: list, repeats: int, env: 
         for n in names:
             b = run / "bundles" / n
             cam = [py, "-m", "edgeclf", "-q", "camera", str(b), "--source", str(folder), "--events", os.devnull]
+            extras = {"--mqtt": [broker.url()], "--serve": ["127.0.0.1:0"], "--shadow": [str(b)],
+                      "--capture": [str(Path(tmp.name) / "cap")]}
             cases = {
                 "bare: numpy + cv2 + ai-edge-litert, one invoke": [py, "-c", BARE_CHILD, str(b / "model.tflite"),
                                                                    images[0][0]],
                 "edgeclf camera": cam,
-                "edgeclf camera, everything on": cam + ["--mqtt", broker.url(), "--serve", "127.0.0.1:0",
-                                                         "--shadow", str(b), "--capture", str(Path(tmp.name) / "cap")],
+                **{f"edgeclf camera {opt}": cam + [opt, *value] for opt, value in extras.items()},
+                "edgeclf camera, everything on": cam + [x for opt, value in extras.items() for x in (opt, *value)],
             }
             res = {k: measure(cmd, repeats, env) for k, cmd in cases.items()}
             bare = res["bare: numpy + cv2 + ai-edge-litert, one invoke"]["peak_rss_mb"]
