@@ -11,6 +11,7 @@ from edgeclf.groups import compile_pattern
 from edgeclf.imageio import DEFAULT_MAX_PIXELS
 from edgeclf.train.archs import ARCHS
 from edgeclf.train.distribute import STRATEGIES
+from edgeclf.train.precision import PRECISIONS
 from edgeclf.train.split import DEFAULT_GROUP_PATTERN, SPLIT_MODES
 
 DEFAULT_ARCH = "edge"
@@ -67,6 +68,7 @@ class TrainConfig:
     head_epochs: int = 10  # epochs with the backbone frozen, only the new head training, at --lr
     fine_tune_blocks: int = 3  # then the top blocks of the backbone train too (0: never), at fine_tune_lr
     fine_tune_lr: float = 1e-5  # Keras' transfer-learning guide's fine-tuning rate
+    precision: str = "auto"  # what the model computes in while training (train/precision.py); saved float32
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHS:
@@ -121,6 +123,8 @@ class TrainConfig:
         if self.augment_policy not in AUGMENT_POLICIES:
             raise UsageError(f"--augment-policy {self.augment_policy!r} is not known; expected one of "
                              f"{', '.join(AUGMENT_POLICIES)}")
+        if self.precision not in PRECISIONS:
+            raise UsageError(f"--precision {self.precision!r} is not known; expected one of {', '.join(PRECISIONS)}")
         if self.strategy not in STRATEGIES:
             raise UsageError(f"--strategy {self.strategy!r} is not supported; expected one of {', '.join(STRATEGIES)}")
         if not 0 <= self.seed < 2**31:

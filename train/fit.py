@@ -23,6 +23,7 @@ from edgeclf.train.config import TrainConfig
 from edgeclf.train.distribute import fitting, input_plan
 from edgeclf.train.epoch_progress import epoch_progress
 from edgeclf.train.modelio import inference_view, load_keras
+from edgeclf.train.precision import float32_head, resolve, saved_as_float32, training_model
 from edgeclf.train.recipe import Phase
 from edgeclf.train.report import classification_metrics
 from edgeclf.train.reseed import reseed_callback
@@ -157,8 +158,11 @@ def _build(job: SizeJob, state: SizeState, sdir: Path) -> Any:
         log.info("%d px: resuming after epoch %d from %s", job.size, state.epoch, sdir / state.backup)
         return model
     cfg = job.cfg
-    model = build_model(cfg.arch, job.size, n, weights=None if job.warm_from else job.weights,
-                        frozen_bn=cfg.weights != "none")
+    precision = resolve(cfg.precision, cfg.arch, job.size)
+    log.info("%d px: computing in %s (%s); the saved model is float32", job.size, precision.policy, precision.why)
+    with training_model(precision.policy):
+        model = float32_head(build_model(cfg.arch, job.size, n, weights=None if job.warm_from else job.weights,
+                                         frozen_bn=cfg.weights != "none"))
     if job.warm_from is not None:
         transfer_weights(load_keras(job.warm_from), model)
         log.info("%d px: starting from the weights of %s (same architecture, GAP head)", job.size, job.warm_from)
@@ -195,7 +199,8 @@ def train_size(job: SizeJob, strategy: Any, progress: Progress | None = None) ->
         model = _build(job, state, sdir)
     _check_space(job.run.path, model)
     keeper = Keeper(size=size, state=state, state_dir=sdir, best_path=best_path,
-                    history_path=job.run.path / f"history-{size}.csv", inference_model=inference_view(model),
+                    history_path=job.run.path / f"history-{size}.csv",
+                    inference_model=saved_as_float32(inference_view(model)),
                     patience=cfg.patience, epochs=epochs, n_train=len(job.train), log_epochs=not progress,
                     select=cfg.select)
     done = state.epoch >= epochs or state.stopped == "early"

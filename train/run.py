@@ -269,8 +269,10 @@ def _train(cfg: TrainConfig, progress: Progress | None, scratch: Path | None) ->
 
 def _train_locked(cfg: TrainConfig, progress: Progress | None, out: Path, t0: float, weights: str | None) -> TrainResult:
     from edgeclf.train.distribute import resolve_strategy
+    from edgeclf.train.threads import configure_threads
 
     run = RunDir(out)
+    log.info(configure_threads())  # before TensorFlow starts its pools
     strategy = resolve_strategy(cfg.strategy)  # before TensorFlow runs anything: multi-worker sets it up first
     try:
         data = _load_data(cfg, progress)
@@ -324,10 +326,12 @@ def _resume(run_dir: Path, progress: Progress | None) -> TrainResult:
 
 def _resume_locked(run_dir: Path, progress: Progress | None) -> TrainResult:
     from edgeclf.train.distribute import resolve_strategy
+    from edgeclf.train.threads import configure_threads
 
     t0 = time.perf_counter()
     cfg = TrainConfig.from_dict(_read_json(run_dir / CONFIG_FILE)).with_(out=str(run_dir))
     run = RunDir(run_dir)
+    log.info(configure_threads())  # before TensorFlow starts its pools
     strategy = resolve_strategy(cfg.strategy)  # before TensorFlow runs anything (and before the chief writes)
     for tmp in run_dir.rglob(".*.tmp*"):  # half-written files of the killed process (atomic writes' temps)
         if tmp.is_file():

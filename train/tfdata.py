@@ -2,7 +2,8 @@
 
 Mirrors `edgeclf.edge.preprocess` step for step: decode to RGB uint8 (alpha dropped, gray replicated,
 16-bit reduced to 8), centre crop, bilinear resize without antialiasing (half-pixel centres, as
-cv2.INTER_LINEAR), then x * scale + offset.
+cv2.INTER_LINEAR), then x * scale + offset. Training caches the resized images as uint8 (rounded, as
+cv2.resize of a uint8 frame leaves them on the edge) and scales whole batches.
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ def decode_rgb(data: Any) -> Any:
     return img
 
 
-def preprocess_rgb(img: Any, spec: PreprocessSpec) -> Any:
-    """HxWx3 uint8 RGB -> spec.height x spec.width x 3 float32 model input."""
+def _framed(img: Any, spec: PreprocessSpec) -> Any:
+    """HxWx3 uint8 -> the spec's crop (centre square, letterbox or none), still uint8."""
     import tensorflow as tf
 
     if spec.crop == "center":
@@ -46,8 +47,34 @@ def preprocess_rgb(img: Any, spec: PreprocessSpec) -> Any:
         side = tf.maximum(h, w)
         top, left = (side - h) // 2, (side - w) // 2
         img = tf.pad(img, [[top, side - h - top], [left, side - w - left], [0, 0]], constant_values=LETTERBOX_FILL)
-    x = tf.image.resize(tf.cast(img, tf.float32), (spec.height, spec.width), method="bilinear", antialias=False)
-    return x * spec.scale + spec.offset
+    return img
+
+
+def _resized(img: Any, spec: PreprocessSpec) -> Any:
+    import tensorflow as tf
+
+    return tf.image.resize(tf.cast(_framed(img, spec), tf.float32), (spec.height, spec.width), method="bilinear",
+                           antialias=False)
+
+
+def preprocess_rgb(img: Any, spec: PreprocessSpec) -> Any:
+    """HxWx3 uint8 RGB -> spec.height x spec.width x 3 float32 model input."""
+    return _resized(img, spec) * spec.scale + spec.offset
+
+
+def resized_uint8(img: Any, spec: PreprocessSpec) -> Any:
+    """HxWx3 uint8 RGB -> the resized image rounded to uint8, as the edge's cv2.resize leaves it: what the
+    training cache holds (a quarter of float32's memory); `scaled` makes it a model input."""
+    import tensorflow as tf
+
+    return tf.cast(tf.clip_by_value(tf.round(_resized(img, spec)), 0.0, 255.0), tf.uint8)
+
+
+def scaled(x: Any, spec: PreprocessSpec) -> Any:
+    """uint8 image(s) of any batch shape -> float32 model input (x * scale + offset)."""
+    import tensorflow as tf
+
+    return tf.cast(x, tf.float32) * spec.scale + spec.offset
 
 
 def load_and_preprocess(path: Any, spec: PreprocessSpec) -> Any:
@@ -57,8 +84,8 @@ def load_and_preprocess(path: Any, spec: PreprocessSpec) -> Any:
 
 
 def cache_bytes(n_files: int, spec: PreprocessSpec) -> int:
-    """Memory an in-memory cache of `n_files` preprocessed float32 inputs takes."""
-    return n_files * spec.height * spec.width * spec.channels * 4
+    """Memory an in-memory cache of `n_files` decoded, resized uint8 images takes."""
+    return n_files * spec.height * spec.width * spec.channels
 
 
 def _labels_dtype(n_classes: int) -> Any:
@@ -68,20 +95,23 @@ def _labels_dtype(n_classes: int) -> Any:
 
 
 def _base(files: Sequence[str], labels: Sequence[int], spec: PreprocessSpec, n_classes: int, cache: bool) -> Any:
+    """(uint8 image, label) per file, in file order: decoded once into memory (`cache`), else every pass."""
     import tensorflow as tf
 
     ds = tf.data.Dataset.from_tensor_slices((list(files), tf.constant(list(labels), _labels_dtype(n_classes))))
-    ds = ds.map(lambda p, y: (load_and_preprocess(p, spec), y), num_parallel_calls=tf.data.AUTOTUNE,
-                deterministic=True)
+    ds = ds.map(lambda p, y: (resized_uint8(decode_rgb(tf.io.read_file(p)), spec), y),
+                num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.cache() if cache else ds
 
 
 def eval_dataset(files: Sequence[str], labels: Sequence[int], spec: PreprocessSpec, batch_size: int,
                  n_classes: int, cache: bool = True) -> Any:
-    """Held-out data in file order: decode in parallel, cache, batch, prefetch."""
+    """Held-out data in file order: decode in parallel, cache (uint8), batch, scale the batch, prefetch."""
     import tensorflow as tf
 
-    return _base(files, labels, spec, n_classes, cache).batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    return (_base(files, labels, spec, n_classes, cache).batch(batch_size)
+            .map(lambda x, y: (scaled(x, spec), y), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            .prefetch(tf.data.AUTOTUNE))
 
 
 def train_dataset(files: Sequence[str], labels: Sequence[int], spec: PreprocessSpec, batch_size: int,
@@ -91,10 +121,11 @@ def train_dataset(files: Sequence[str], labels: Sequence[int], spec: PreprocessS
 
     Each epoch's shuffle (and augmentation) is keyed by (seed, epoch): the same seed gives the same
     batches, and a run resumed at epoch k sees exactly the batches an uninterrupted run would have.
+    The cache holds uint8 images; scaling and augmentation run on whole batches.
     """
     import tensorflow as tf
 
-    from edgeclf.train.augment import augment as augment_fn
+    from edgeclf.train.augment import augment_batch
 
     n = len(files)
     base = _base(files, labels, spec, n_classes, cache)
@@ -106,13 +137,13 @@ def train_dataset(files: Sequence[str], labels: Sequence[int], spec: PreprocessS
 
     def one_epoch(epoch: int) -> Any:
         # Python-int seeds: TensorFlow's seed handling breaks on tensor seeds when the global seed is 0.
-        ds = base.shuffle(n, seed=seed * 1_000_003 + epoch, reshuffle_each_iteration=False)
-        if augment is not None:
-            ds = tf.data.Dataset.zip(ds, tf.data.Dataset.range(n)).map(
-                lambda xy, i: (augment_fn(xy[0], tf.stack([tf.constant(seed * 10_007 + epoch, tf.int64), i]),
-                                          augment, lo, hi), xy[1]),
-                num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        return ds.batch(batch_size)
+        ds = base.shuffle(n, seed=seed * 1_000_003 + epoch, reshuffle_each_iteration=False).batch(batch_size)
+        if augment is None:
+            return ds.map(lambda x, y: (scaled(x, spec), y), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        key = tf.constant(seed * 10_007 + epoch, tf.int64)
+        return ds.enumerate().map(
+            lambda i, xy: (augment_batch(scaled(xy[0], spec), tf.stack([key, i]), augment, lo, hi), xy[1]),
+            num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
     epoch_ids = list(range(first_epoch, epochs))
     if not epoch_ids:

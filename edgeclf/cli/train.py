@@ -13,7 +13,7 @@ from .progress import progress_bar
 _TUNABLE = ("add", "validation_dir", "validation_split", "test_dir", "test_split", "augment_policy", "label_smoothing",
             "weight_decay", "select", "split", "group_pattern", "strict", "augment", "arch", "size",
             "lr", "schedule", "epochs", "batch_size", "seed", "out", "patience", "max_pixels", "strategy",
-            "warm_start", "warm_epochs", "weights", "head_epochs", "fine_tune_blocks", "fine_tune_lr")
+            "warm_start", "warm_epochs", "weights", "head_epochs", "fine_tune_blocks", "fine_tune_lr", "precision")
 
 
 @command("train")
@@ -55,6 +55,10 @@ def train(
                                                    "N blocks train too (0: head only). [default: 3]"),
     fine_tune_lr: Optional[float] = typer.Option(None, "--fine-tune-lr", help="Pretrained --arch: learning rate of "
                                                  "the fine-tuning epochs. [default: 0.00001]"),
+    precision: Optional[str] = typer.Option(None, "--precision", help="auto (mixed bfloat16 where this CPU has "
+                                            "bf16 instructions and it measured faster for the net and size; float16 "
+                                            "on a GPU; else float32), float32, bfloat16 or float16. The saved model "
+                                            "is float32 either way. [default: auto]"),
     size: Optional[List[int]] = typer.Option(None, "--size", help="Input size; repeat for several. [default: 300, 150]"),
     lr: Optional[float] = typer.Option(None, "--lr", help="RMSprop learning rate. [default: 0.001]"),
     schedule: Optional[str] = typer.Option(None, "--schedule", help="cosine (decay from --lr to 0 over the epochs) "
