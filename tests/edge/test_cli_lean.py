@@ -91,3 +91,40 @@ def test_an_unreadable_existing_path_is_left_to_typer(tmp_path: Path, monkeypatc
     monkeypatch.setattr(lean.os, "access", lambda path, mode: False)  # as root, chmod 000 is still readable
     with pytest.raises(lean.NotPlain):
         lean.parse(["classify", "b", str(f)], lean.lean_params())
+
+
+def test_the_pi_service_takes_the_lean_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    """deploy/edgeclf-camera.service's command line is one the lean parser runs, with typer's arguments."""
+    import configparser
+    import shlex
+
+    from .fixtures import REPO
+
+    monkeypatch.delenv("EDGECLF_TOKEN", raising=False)
+    monkeypatch.delenv("EDGECLF_MQTT", raising=False)
+    unit = configparser.ConfigParser(strict=False, interpolation=None)
+    unit.read_string((REPO / "deploy" / "edgeclf-camera.service").read_text().replace("\\\n", " "))
+    argv = shlex.split(unit["Service"]["ExecStart"])[1:]
+    assert lean.parse(argv, lean.lean_params())[3] == typer_kwargs(argv)
+
+
+@pytest.mark.parametrize("case", ["ok", "no bundle", "bad image"])
+def test_a_real_process_answers_the_same_both_ways(bundles, tmp_path: Path, case: str) -> None:
+    """The same classify run, once by the lean start and once through typer (an option given twice is typer's):
+    the same output, error lines and exit code."""
+    import subprocess
+
+    from edgeclf.child import module_argv
+
+    bundle = str(bundles.path("b32-float32")) if case != "no bundle" else str(tmp_path / "missing")
+    image = bundles.images / "gray.png"
+    if case == "bad image":
+        image = tmp_path / "broken.png"
+        image.write_bytes(b"not a png")
+    argv = ["classify", bundle, str(image), str(bundles.images / "photo.jpg"), "--top-k", "2"]
+    runs = [subprocess.run(module_argv("edgeclf", *a), cwd=tmp_path, capture_output=True, text=True, timeout=120)
+            for a in (argv, argv + ["--top-k", "2"])]
+    lean_run, typer_run = runs
+    assert (lean_run.returncode, lean_run.stdout, lean_run.stderr) == \
+        (typer_run.returncode, typer_run.stdout, typer_run.stderr)
+    assert (lean_run.returncode == 0) == (case == "ok"), lean_run.stderr
