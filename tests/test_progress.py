@@ -17,14 +17,23 @@ REPO = Path(__file__).resolve().parents[1]
 def test_train_reports_checking_and_every_step(tmp_path: Path) -> None:
     data = write_color_folders(tmp_path / "data", n_per_class=8, size=40)
     seen: list[tuple[str, int, int | None]] = []
-    train(TrainConfig(data_dir=str(data), out=str(tmp_path / "run"), sizes=(32,), epochs=2, batch_size=4,
-                      augment=False), progress=lambda what, done, total: seen.append((what, done, total)))
+    result = train(TrainConfig(data_dir=str(data), out=str(tmp_path / "run"), sizes=(32,), epochs=2, batch_size=4,
+                               augment=False), progress=lambda what, done, total: seen.append((what, done, total)))
     checking = [s for s in seen if s[0] == "checking images"]
     assert checking and checking[-1][1] == checking[-1][2] == 16  # every image, counted to the end
     for epoch in (1, 2):
         steps = [s for s in seen if s[0] == f"32 px: epoch {epoch}/2"]
         total = steps[-1][2]
         assert total and [s[1] for s in steps] == list(range(total + 1))  # 0, then each step once
+    # TrainResult.sizes is typed (#13 item 4): fields, and the record metrics.json holds
+    import json
+
+    from edgeclf.contracts import Interval
+    from edgeclf.train.result import SizeResult
+
+    r = result.sizes[32]
+    assert isinstance(r, SizeResult) and isinstance(r.test, Interval) and r.epochs_run == 2
+    assert dict(r.record) == json.loads((tmp_path / "run" / "metrics.json").read_text())["sizes"]["32"]
 
 
 def test_the_library_never_draws() -> None:

@@ -25,25 +25,11 @@ from edgeclf.rundir import CONFIG_FILE, RUN_FILE, SOURCES_FILE, RunDir, RunInfo,
 from edgeclf.train.archs import get_arch
 from edgeclf.train.config import TrainConfig
 from edgeclf.train.data import load_dataset
+from edgeclf.train.result import SizeResult, TrainResult
 
 log = logging.getLogger(__name__)
 
 REPORT_FILE = "data_report.json"
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    run_dir: Path
-    arch: str
-    labels: tuple[str, ...]
-    split: str  # the sentence saying which split was used
-    n_train: int
-    n_val: int
-    n_test: int
-    sizes: dict[int, dict[str, Any]]  # per size: held-out metrics, best epoch, img/s, ...
-    skipped: int  # broken files left out
-    seconds: float
-    worker: str | None = None  # multi-worker, not the chief: "worker 1 of 2" (its scratch copy of the run is gone)
 
 
 def next_run_dir(base: Path) -> Path:
@@ -205,7 +191,7 @@ def _finish(cfg: TrainConfig, run: RunDir, labels: tuple[str, ...], split: Split
 def _result(cfg: TrainConfig, run: RunDir, labels: tuple[str, ...], split: Split, why: str,
             results: dict[int, dict[str, Any]], skipped: int, t0: float) -> TrainResult:
     return TrainResult(run.path, cfg.arch, labels, why, len(split.train), len(split.val), len(split.test),
-                       {s: results[s] for s in cfg.sizes}, skipped, time.perf_counter() - t0)
+                       {s: SizeResult.from_record(results[s]) for s in cfg.sizes}, skipped, time.perf_counter() - t0)
 
 
 def headline(result: dict[str, Any]) -> str:

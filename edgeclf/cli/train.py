@@ -150,26 +150,23 @@ def _cv_summary(res) -> None:  # type: ignore[no-untyped-def]
 def _summary(result) -> None:  # type: ignore[no-untyped-def]
     from rich.table import Table
 
-    from edgeclf.metrics import Interval
-
     table = Table(title=f"{result.arch} · {result.split}", title_justify="left")
     for col in ("size", "test acc [95 % CI]", "groups", "camera-sim [95 % CI]", "val acc", "best epoch", "epochs",
                 "stopped", "params", "train img/s"):
         table.add_column(col, justify="right")
     notes = set()
     for size, m in result.sizes.items():
-        if "test" in m:
-            t = Interval.from_dict(m["test"]["top1"])
-            c = Interval.from_dict(m["camera_sim"])
+        t, c = m.test, m.camera_sim
+        if t is not None:
             test = f"{t.accuracy:.3f} [{t.low:.2f}, {t.high:.2f}]" + ("" if t.enough else " ?")
-            cam = f"{c.accuracy:.3f} [{c.low:.2f}, {c.high:.2f}]"
+            cam = f"{c.accuracy:.3f} [{c.low:.2f}, {c.high:.2f}]" if c is not None else "-"
             groups = f"{t.n_groups} / {t.n_images} img"
             if not t.enough:
                 notes.add(f"? {t.note}: the test figure says little about new subjects")
         else:
             test, cam, groups = "none (--test-split 0)", "-", "-"
-        table.add_row(str(size), test, groups, cam, f"{m['val_accuracy']:.3f}", str(m["best_epoch"]),
-                      str(m["epochs_run"]), m["stopped"], f"{m['params']:,}", f"{m['train_img_s']:.0f}")
+        table.add_row(str(size), test, groups, cam, f"{m.val_accuracy:.3f}", str(m.best_epoch), str(m.epochs_run),
+                      m.stopped, f"{m.params:,}", f"{m.train_img_s:.0f}" if m.train_img_s is not None else "-")
     console = _console()
     console.print(table)
     for note in sorted(notes):
