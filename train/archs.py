@@ -41,30 +41,21 @@ def _head(x: Any, n_classes: int) -> Any:
     return layers.Dense(n_classes, activation="softmax", name="prob")(x)
 
 
-def _seed(x: Any, n: int) -> Any:
-    from keras import layers
+def _seed_shape(filters: tuple[int, int], dense: int) -> Callable[[Any, int], Any]:
+    """The course's seed net: 2x (Conv + MaxPool), Flatten, Dense, head; `seed` at its size, `test-tiny` (for
+    tests, as timm registers its test models) at a few hundred weights so that a test trains in seconds."""
 
-    x = layers.Conv2D(64, 3, activation="relu")(x)
-    x = layers.MaxPooling2D(2)(x)
-    x = layers.Conv2D(64, 3, activation="relu")(x)
-    x = layers.MaxPooling2D(2)(x)
-    x = layers.Flatten()(x)
-    x = layers.Dense(128, activation="relu")(x)
-    return _head(x, n)
+    def build(x: Any, n: int) -> Any:
+        from keras import layers
 
+        for f in filters:
+            x = layers.Conv2D(f, 3, activation="relu")(x)
+            x = layers.MaxPooling2D(2)(x)
+        x = layers.Flatten()(x)
+        x = layers.Dense(dense, activation="relu")(x)
+        return _head(x, n)
 
-def _test_tiny(x: Any, n: int) -> Any:
-    """For tests (as timm registers its test models): the seed net's shape at a few hundred weights, so a test
-    trains and converts a real model in seconds."""
-    from keras import layers
-
-    x = layers.Conv2D(4, 3, activation="relu")(x)
-    x = layers.MaxPooling2D(2)(x)
-    x = layers.Conv2D(8, 3, activation="relu")(x)
-    x = layers.MaxPooling2D(2)(x)
-    x = layers.Flatten()(x)
-    x = layers.Dense(16, activation="relu")(x)
-    return _head(x, n)
+    return build
 
 
 def _course(x: Any, n: int) -> Any:
@@ -153,12 +144,12 @@ def _edge_sep(widths: tuple[int, ...], dropout: float = 0.3) -> Callable[[Any, i
 
 
 ARCHS: dict[str, Arch] = {a.name: a for a in (
-    Arch("seed", "course week 4 seed: 2x Conv64 + MaxPool, Flatten, Dense128", _seed, False),
+    Arch("seed", "course week 4 seed: 2x Conv64 + MaxPool, Flatten, Dense128", _seed_shape((64, 64), 128), False),
     Arch("course", "course notebook: Conv 16-32-64-64-64 + MaxPool, Flatten, Dense512", _course, False, 96),
     Arch("edge", "stride-2 stem + conv-BN blocks 16-32-64-128-128, GAP", _edge((16, 32, 64, 128, 128)), True),
     Arch("edge-s", "stride-2 stem + conv-BN blocks 8-16-32-64-64, GAP", _edge((8, 16, 32, 64, 64)), True),
     Arch("edge-sep", "conv stem + depthwise-separable blocks 16-32-64-128-256, GAP", _edge_sep((16, 32, 64, 128, 256)), True),
-    Arch("test-tiny", "for tests: Conv4 + Conv8 + MaxPool, Flatten, Dense16 (the seed net, tiny)", _test_tiny, False, 16),
+    Arch("test-tiny", "for tests: the seed net at Conv4 + Conv8, Dense16", _seed_shape((4, 8), 16), False, 16),
 )}
 ARCHS.update({b.name: Arch(b.name, b.summary, _no_build, True, b.min_size, pretrained=True) for b in BACKBONES.values()})
 BACKBONE_DROPOUT = 0.2  # before the new head, as in Keras' transfer-learning guide
