@@ -37,8 +37,8 @@ print(r.output)
 def _run(*args: str, env: dict[str, str] | None = None) -> str:
     out = subprocess.run([sys.executable, "-c", RUN_AND_LIST_IMPORTS, *args], capture_output=True, text=True,
                          timeout=120, env=env)
-    assert out.returncode == 0, out.stderr
-    return out.stdout
+    assert out.returncode == 0, f"exit {out.returncode}\nstdout: {out.stdout}\nstderr: {out.stderr}"
+    return out.stdout + "\nSTDERR " + out.stderr  # the command's own error line, when an assertion below fails
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +77,6 @@ def test_classify_and_camera_run_for_real_without_tensorflow(real_bundles: Bundl
     assert row["label"] == "red"
     events = tmp_path / "events.jsonl"
     out = _run("camera", bundle, "--source", str(real_bundles.images), "--events", str(events), env=env)
-    assert "HEAVY []" in out and "EXIT 0" in out
+    assert "HEAVY []" in out and "EXIT 0" in out, out  # the real cause (the error line) is in `out`
     last = json.loads(events.read_text().splitlines()[-1])
     assert last["event"] == "summary" and last["frames"] == len(list(real_bundles.images.glob("*.png"))) + 1
