@@ -11,12 +11,12 @@ output (one value fewer, and what bundles converted before this option have).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from edgeclf.bundle import BINARY_OUTPUTS, DEFAULT_BINARY_OUTPUT
 from edgeclf.errors import UsageError
 
-__all__ = ["BINARY_OUTPUTS", "DEFAULT_BINARY_OUTPUT", "check_binary_output", "with_binary_output"]
+__all__ = ["BINARY_OUTPUTS", "DEFAULT_BINARY_OUTPUT", "binary_head", "check_binary_output", "with_binary_output"]
 
 
 def check_binary_output(value: str) -> str:
@@ -40,6 +40,17 @@ def with_binary_output(model: Any, task: str, binary_output: str) -> Any:
     p = model(inp, training=False)
     if isinstance(p, (list, tuple)):  # models edgeclf train saves list their one output: called, they return [p]
         (p,) = p
+    return keras.Model(inp, two_class(p), name=f"{model.name}_two_class")
+
+
+def two_class(p: Any) -> Any:
+    """`[1 - p, p]` from a sigmoid tensor, with two standard layers."""
+    import keras
+
     q = keras.layers.Rescaling(scale=-1.0, offset=1.0, name="one_minus_p")(p)
-    out = keras.layers.Concatenate(axis=-1, name="two_class")([q, p])
-    return keras.Model(inp, out, name=f"{model.name}_two_class")
+    return keras.layers.Concatenate(axis=-1, name="two_class")([q, p])
+
+
+def binary_head(task: str, binary_output: str) -> Callable[[Any], Any]:
+    """What `with_binary_output` adds after the model's probabilities, as a function of that tensor."""
+    return two_class if task == "binary" and binary_output != "sigmoid" else (lambda p: p)

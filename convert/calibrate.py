@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgeclf.bundle import TensorSpec
-from edgeclf.calibration import Calibration, UnknownRule
+from edgeclf.calibration import FEATURE_DISTANCE, Calibration, UnknownRule
 from edgeclf.metrics import class_probs
 from edgeclf.preprocess import PreprocessSpec
 from edgeclf.scores import calibrate, choose_unknown_threshold, clip_for, ece, fit_temperature, top_score
@@ -47,11 +47,12 @@ class CalibrationData:
 
 def fit_calibration(model_bytes: bytes, n_classes: int, fit: CalibrationData, out_spec: TensorSpec,
                     test_probs: np.ndarray | None = None, test_y: np.ndarray | None = None,
-                    quiet: bool = True) -> Calibration:
-    """Temperature on the validation split, the unknown threshold on validation + generated images."""
+                    quiet: bool = True, probabilities: str | None = None) -> Calibration:
+    """Temperature on the validation split, the unknown threshold on validation + generated images
+    (`probabilities`: that output's tensor name when the model has a second output)."""
     clip = clip_for(out_spec.quantized, out_spec.scale)
-    val = class_probs(tflite_probs(model_bytes, fit.x_val, quiet)[0], n_classes)
-    gen = class_probs(tflite_probs(model_bytes, fit.x_generated, quiet)[0], n_classes)
+    val = class_probs(tflite_probs(model_bytes, fit.x_val, quiet, probabilities)[0], n_classes)
+    gen = class_probs(tflite_probs(model_bytes, fit.x_generated, quiet, probabilities)[0], n_classes)
     t = fit_temperature(val, fit.y_val, clip)
     val_c, gen_c = calibrate(val, t, clip), calibrate(gen, t, clip)
     threshold = choose_unknown_threshold(top_score(val_c), top_score(gen_c), MAX_LOSS)
@@ -75,3 +76,38 @@ def fit_calibration(model_bytes: bytes, n_classes: int, fit: CalibrationData, ou
              "generated %.1f%%)", t, cal.ece_before, cal.ece_after, threshold, 100 * (rule.validation_unknown or 0),
              100 * (rule.generated_unknown or 0))
     return cal
+
+
+def _distances(model_bytes: bytes, x: np.ndarray, output: str, quiet: bool) -> np.ndarray:
+    """The distance output on every image, rounded to float32 as the edge holds it."""
+    from edgeclf.native_output import quiet_native
+
+    from .verify import _interpreter_class, run_outputs
+
+    with quiet_native(quiet):
+        outs, _ = run_outputs(_interpreter_class()[1], model_bytes, x)
+    return outs[output][0].reshape(-1).astype(np.float32).astype(np.float64)
+
+
+def fit_feature_unknown(model_bytes: bytes, fit: CalibrationData, probabilities: str, distance: str,
+                        out_spec: TensorSpec, test_x: np.ndarray | None = None, quiet: bool = True) -> UnknownRule:
+    """The threshold on the feature-distance output: chosen as the margin's is (at most MAX_LOSS of validation
+    above it, best separating the generated non-class images), on this variant's own outputs."""
+    val = _distances(model_bytes, fit.x_val, distance, quiet)
+    gen = _distances(model_bytes, fit.x_generated, distance, quiet)
+    threshold = -choose_unknown_threshold(-val, -gen, MAX_LOSS)  # unknown above it: the same search, negated
+    test = None
+    if test_x is not None and len(test_x):
+        test = round(float(np.mean(_distances(model_bytes, test_x, distance, quiet) > threshold)), 4)
+    rule = UnknownRule(
+        threshold=threshold, score=FEATURE_DISTANCE, max_loss=MAX_LOSS,
+        fitted_on=f"validation split ({len(fit.y_val)} images) and {len(fit.x_generated)} generated non-class "
+                  f"images ({', '.join(KINDS)}); class means and covariance on the training split",
+        validation_unknown=round(float(np.mean(val > threshold)), 4),
+        generated_unknown=round(float(np.mean(gen > threshold)), 4), test_unknown=test,
+        output=distance, probabilities_output=probabilities, output_dtype=out_spec.dtype,
+        output_scale=out_spec.scale if out_spec.quantized else None,
+        output_zero_point=out_spec.zero_point if out_spec.quantized else None)
+    log.info("feature distance: unknown above %.4g (validation %.1f%%, generated %.1f%%)", threshold,
+             100 * (rule.validation_unknown or 0), 100 * (rule.generated_unknown or 0))
+    return rule

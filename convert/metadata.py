@@ -42,6 +42,7 @@ class ModelInfo:
     labels: tuple[str, ...]
     preprocess: PreprocessSpec
     temperature: float | None = None  # a fitted temperature (binary tasks only: a per-score sigmoid), or None
+    feature_output: str | None = None  # the description of a second output (the feature distance), or None
 
     @property
     def norm_mean(self) -> float:
@@ -188,13 +189,24 @@ def add_metadata(model_bytes: bytes, info: ModelInfo) -> bytes:
                                           [param] * len(info.labels))
     writer.add_classification_output(mw.Labels().add(list(info.labels), exported_filename=LABELS_FILE),
                                      score_calibration=calibration)
+    if info.feature_output is not None or _outputs(model_bytes) == 2:  # the distance (edgeclf.convert.features)
+        from .features import DISTANCE_DESCRIPTION, DISTANCE_NAME
+
+        writer.add_feature_output(DISTANCE_NAME, info.feature_output or DISTANCE_DESCRIPTION)
     out, _json = writer.populate()
     del writer  # its temp folder is removed now, not by __del__ at interpreter exit
     return bytes(out)
 
 
+def _outputs(model_bytes: bytes) -> int:
+    """How many outputs the model's subgraph has."""
+    from mediapipe.tasks.metadata import schema_py_generated as fb
+
+    return int(fb.Model.GetRootAsModel(model_bytes, 0).Subgraphs(0).OutputsLength())
+
+
 def with_fitted_temperature(raw: bytes, info: ModelInfo, temperature: float, x: Any, checked: Any,
-                            quiet: bool = True) -> bytes:
+                            quiet: bool = True, output: str | None = None) -> bytes:
     """The raw converted model with metadata that includes the temperature fitted after the checks.
 
     The checks ran on the same model with the same metadata minus the calibration; this runs the new file
@@ -207,7 +219,7 @@ def with_fitted_temperature(raw: bytes, info: ModelInfo, temperature: float, x: 
     from .verify import tflite_probs
 
     out = add_metadata(raw, replace(info, temperature=temperature))
-    probs = tflite_probs(out, x, quiet)[0]
+    probs = tflite_probs(out, x, quiet, output)[0]  # output: the probabilities' name when there are two
     if not np.array_equal(probs, checked):
         raise ModelError(f"{info.name}: the model with its score calibration metadata gives other outputs than the "
                          "one checked; convert with --no-metadata and report this")

@@ -13,16 +13,19 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
+
 from edgeclf.bundle import Manifest
 from edgeclf.contracts import BundleMetrics, Interval, Source
 from edgeclf.errors import UsageError
 from edgeclf.progress import Progress
 from edgeclf.rundir import RunDir, RunInfo
 
-from .calibrate import CalibrationData, fit_calibration
+from .calibrate import CalibrationData, fit_calibration, fit_feature_unknown
 from .data import RunData, calibration_sample, labels_of, load_images, resolve_run_data
-from .binary_output import DEFAULT_BINARY_OUTPUT, check_binary_output, with_binary_output
+from .binary_output import DEFAULT_BINARY_OUTPUT, binary_head, check_binary_output, with_binary_output
 from .export import check_keras_file, convert_keras, load_keras
+from .features import DISTANCE_DESCRIPTION, fit_on_items, identify_outputs, output_spec as _output_spec, with_distance
 from .metadata import add_metadata, check_writer, model_info, with_fitted_temperature
 from .outdir import check_writable, locked
 from .plot import plot_variants
@@ -51,7 +54,8 @@ class ConvertConfig:
     runtime: the runtime the bundles are meant for (tflite-runtime: say which variants it cannot load);
     quiet: hide the converter's own logs; metadata: write standard TFLite metadata into every variant
     (edgeclf.convert.metadata); binary_output: a binary model's output, "two-class" or "sigmoid"
-    (edgeclf.convert.binary_output).
+    (edgeclf.convert.binary_output); feature_distance: add the second output, the distance of the penultimate
+    features to the training classes, and an "unknown" threshold on it (edgeclf.convert.features).
     """
 
     kinds: tuple[QuantizationKind, ...] = (QuantizationKind.for_float32(),)
@@ -64,6 +68,7 @@ class ConvertConfig:
     quiet: bool = True
     metadata: bool = True
     binary_output: str = DEFAULT_BINARY_OUTPUT
+    feature_distance: bool = True
 
     def __post_init__(self) -> None:
         if not self.kinds:
@@ -134,7 +139,8 @@ def _convert_size(run: RunDir, info: RunInfo, size: int, model_path: Path, data:
     spec = info.models[size].preprocess
     if progress:
         progress(f"{size}: loading the Keras model and held-out images", done, total)
-    model = with_binary_output(load_keras(model_path, config.quiet), info.task, config.binary_output)
+    trained = load_keras(model_path, config.quiet)
+    model = with_binary_output(trained, info.task, config.binary_output)
     x_val = load_images(data.check, spec)  # the test side (validation for runs made before it existed)
     y_val = labels_of(data.check)
     reference = keras_probs(model, x_val, quiet=config.quiet)
@@ -143,6 +149,8 @@ def _convert_size(run: RunDir, info: RunInfo, size: int, model_path: Path, data:
     if any(k.needs_data for k in config.kinds):
         n = max(k.calibration for k in config.kinds if k.needs_data)
         calib = load_images(calibration_sample(data.train, n), spec)
+        if config.feature_distance:  # the distance output's int8 range must reach past the unknown threshold
+            calib = np.concatenate([calib, fit.x_generated])
         log.info("%d: calibrating int8 on %d training images", size, len(calib))
 
         def representative():  # noqa: E306 - a fresh generator per conversion, as the converter expects
@@ -151,16 +159,26 @@ def _convert_size(run: RunDir, info: RunInfo, size: int, model_path: Path, data:
 
     results = []
     kinds = tuple(config.kinds)
+    exported = model
+    if config.feature_distance:
+        if progress:
+            progress(f"{size}: class means and covariance of the training features", done, total)
+        exported = with_distance(trained, fit_on_items(trained, data.train, spec, len(info.labels)),
+                                 binary_head(info.task, config.binary_output))
     if progress:
         progress(f"{variant_name(size, kinds[0])}: converting", done, total)
-    for i, (kind, model_bytes) in enumerate(convert_keras(model, size, kinds, representative, config.quiet)):
+    for i, (kind, model_bytes) in enumerate(convert_keras(exported, size, kinds, representative, config.quiet)):
         name = variant_name(size, kind)
         raw, meta = model_bytes, model_info(info.labels, info.task, config.binary_output, spec, info.arch, name)
+        outputs = identify_outputs(model_bytes, exported, x_val[:8], config.quiet) if config.feature_distance else None
+        if outputs is not None:
+            meta = replace(meta, feature_output=DISTANCE_DESCRIPTION)
         if config.metadata:  # before every check, so that the checks and the sha256 cover the file as written
             model_bytes = add_metadata(raw, meta)
         if progress:
             progress(f"{name}: checking on the held-out images", done + i, total)
-        probs, in_spec, out_spec, interpreter = tflite_probs(model_bytes, x_val, config.quiet)
+        probs, in_spec, out_spec, interpreter = tflite_probs(model_bytes, x_val, config.quiet,
+                                                             outputs[0] if outputs else None)
         metrics = compare(probs, reference, y_val, info.task)
         runtimes = runtime_report(model_bytes, interpreter, x_val[:1], config.quiet)
         status = judge(metrics, config.max_drop, config.allow_drop)
@@ -169,9 +187,14 @@ def _convert_size(run: RunDir, info: RunInfo, size: int, model_path: Path, data:
                                test=test.get("test", {}))
         if status != REJECTED:
             cal = fit_calibration(model_bytes, len(info.labels), fit, out_spec, probs if data.test else None,
-                                  y_val if data.test else None, config.quiet)
+                                  y_val if data.test else None, config.quiet, outputs[0] if outputs else None)
+            if outputs is not None:
+                cal = replace(cal, feature_unknown=fit_feature_unknown(
+                    model_bytes, fit, *outputs, _output_spec(model_bytes, outputs[1]),
+                    x_val if data.test else None, config.quiet))
             if config.metadata and info.task == "binary":  # the fitted temperature goes into the metadata too
-                model_bytes = with_fitted_temperature(raw, meta, cal.temperature, x_val, probs, config.quiet)
+                model_bytes = with_fitted_temperature(raw, meta, cal.temperature, x_val, probs, config.quiet,
+                                                      outputs[0] if outputs else None)
                 result = replace(result, size_bytes=len(model_bytes),
                                  runtimes=runtime_report(model_bytes, interpreter, x_val[:1], config.quiet))
             manifest = write_with_samples(data.check, out / name, model_bytes,

@@ -87,26 +87,40 @@ def dequantize_output(y: np.ndarray, spec: TensorSpec) -> np.ndarray:
     return (y.astype(np.float32) - spec.zero_point) * spec.scale
 
 
-def _run(interpreter_class: Any, model_bytes: bytes, x: np.ndarray) -> tuple[np.ndarray, TensorSpec, TensorSpec]:
+def run_outputs(interpreter_class: Any, model_bytes: bytes,
+                x: np.ndarray) -> tuple[dict[str, tuple[np.ndarray, TensorSpec]], TensorSpec]:
+    """Every output of the model on every image, by tensor name: ({name: (values (N, n), spec)}, input spec)."""
     it = interpreter_class(model_content=model_bytes, num_threads=THREADS)
     it.allocate_tensors()
-    (inp,), (out,) = it.get_input_details(), it.get_output_details()
-    in_spec, out_spec = _spec(inp), _spec(out)
-    probs = []
+    (inp,), outs = it.get_input_details(), it.get_output_details()
+    in_spec = _spec(inp)
+    got: dict[str, list[np.ndarray]] = {o["name"]: [] for o in outs}
     for i in range(len(x)):
         it.set_tensor(inp["index"], quantize_input(x[i:i + 1], in_spec))
         it.invoke()
-        probs.append(dequantize_output(it.get_tensor(out["index"]), out_spec).reshape(-1))
-    return np.stack(probs), in_spec, out_spec
+        for o in outs:
+            got[o["name"]].append(dequantize_output(it.get_tensor(o["index"]), _spec(o)).reshape(-1))
+    return {o["name"]: (np.stack(got[o["name"]]), _spec(o)) for o in outs}, in_spec
 
 
-def tflite_probs(model_bytes: bytes, x: np.ndarray,
-                 quiet: bool = True) -> tuple[np.ndarray, TensorSpec, TensorSpec, str]:
-    """Run the converted model on every image: (probs, input spec, output spec, interpreter name)."""
+def _run(interpreter_class: Any, model_bytes: bytes, x: np.ndarray,
+         output: str | None = None) -> tuple[np.ndarray, TensorSpec, TensorSpec]:
+    """(values of the output named `output`, or of the only one; input spec; that output's spec)."""
+    outs, in_spec = run_outputs(interpreter_class, model_bytes, x)
+    if output is None:
+        (output,) = outs  # one output unless a name is given
+    probs, out_spec = outs[output]
+    return probs, in_spec, out_spec
+
+
+def tflite_probs(model_bytes: bytes, x: np.ndarray, quiet: bool = True,
+                 output: str | None = None) -> tuple[np.ndarray, TensorSpec, TensorSpec, str]:
+    """Run the converted model on every image: (probs, input spec, output spec, interpreter name); `output`:
+    the probabilities' tensor name when the model has more than one output."""
     name, cls = _interpreter_class()
     with quiet_native(quiet) as cap:
         try:
-            probs, in_spec, out_spec = _run(cls, model_bytes, x)
+            probs, in_spec, out_spec = _run(cls, model_bytes, x, output)
             err = None
         except Exception as e:  # the interpreter raises ValueError/RuntimeError with multi-line texts
             err = (str(e).strip().splitlines() or [type(e).__name__])[0]
@@ -152,7 +166,7 @@ def runtime_report(model_bytes: bytes, interpreter: str, x_one: np.ndarray,
 
             with quiet_native(quiet):
                 try:
-                    _run(Interpreter, model_bytes, x_one)
+                    run_outputs(Interpreter, model_bytes, x_one)
                     entry = RuntimeVerdict(True, "loaded and invoked here (tflite-runtime 2.14)", "load+invoke")
                 except Exception as e:
                     first = (str(e).strip().splitlines() or [type(e).__name__])[0]

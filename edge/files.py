@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Iterator, NamedTuple, Sequence
 
 from edgeclf.edge.model import Classifier
-from edgeclf.edge.postprocess import SmoothConfig, answer, top_k
+from edgeclf.edge.postprocess import UNKNOWN, SmoothConfig, answer, top_k, unknown_by
 from edgeclf.edge.sources import image_files
 from edgeclf.errors import DataError, EdgeclfError
 from edgeclf.imageio import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, read_bgr
@@ -20,12 +20,20 @@ class FileResult(NamedTuple):
     top: tuple[tuple[str, float], ...] = ()
     probs: tuple[float, ...] = ()
     error: str = ""  # set when the file could not be classified
+    unknown_by: str | None = None  # "margin", "feature-distance" or both, when the label is unknown
+    distance: float | None = None  # the model's feature distance, when it has that output
 
     def to_dict(self) -> dict[str, object]:
         if self.error:
             return {"file": str(self.path), "error": self.error}
-        return {"file": str(self.path), "label": self.label, "score": round(self.score, 6),
-                "top": [[lab, round(p, 6)] for lab, p in self.top], "probabilities": [round(p, 6) for p in self.probs]}
+        d: dict[str, object] = {"file": str(self.path), "label": self.label, "score": round(self.score, 6),
+                                "top": [[lab, round(p, 6)] for lab, p in self.top],
+                                "probabilities": [round(p, 6) for p in self.probs]}
+        if self.unknown_by is not None:
+            d["unknown_by"] = self.unknown_by
+        if self.distance is not None:
+            d["feature_distance"] = round(self.distance, 4)
+        return d
 
 
 def expand_paths(paths: Sequence[Path]) -> Iterator[Path]:
@@ -61,6 +69,7 @@ def classify_paths(clf: Classifier, paths: Sequence[Path], top: int = 3, decisio
         decision = SmoothConfig(threshold=decision)
     thresholds = decision.thresholds(labels)  # a label the bundle does not have is refused here
     unknown = decision.unknown_threshold(clf.calibration)
+    distance_above = decision.distance_threshold(clf.calibration)
     files = list(expand_paths(paths))  # every argument checked before the first answer
     for path in files:
         try:
@@ -69,5 +78,8 @@ def classify_paths(clf: Classifier, paths: Sequence[Path], top: int = 3, decisio
             yield FileResult(path, error=str(e))
             continue
         probs = clf(image)
-        label, score = answer(probs, labels, thresholds, unknown)
-        yield FileResult(path, label, score, tuple(top_k(probs, labels, top)), tuple(float(p) for p in probs))
+        label, score = answer(probs, labels, thresholds, unknown, clf.distance, distance_above)
+        by = unknown_by(score, unknown, clf.distance, distance_above) if label == UNKNOWN else None
+        has_distance = clf.distance == clf.distance  # not nan
+        yield FileResult(path, label, score, tuple(top_k(probs, labels, top)), tuple(float(p) for p in probs),
+                         unknown_by=by, distance=clf.distance if has_distance else None)

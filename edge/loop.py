@@ -236,7 +236,8 @@ def run_camera(bundle: str | Path, config: CameraConfig, *, events: EventWriter 
                 source=redact(getattr(feed, "name", None) or first.name), labels=list(m.labels),
                 input=f"{m.preprocess.width}x{m.preprocess.height} {m.input.dtype}",
                 temperature=clf.calibration.temperature if clf.calibration is not None else None,
-                unknown_below=config.smooth.unknown_threshold(clf.calibration))  # docs/unknown.md
+                unknown_below=config.smooth.unknown_threshold(clf.calibration),  # docs/unknown.md
+                unknown_above_distance=config.smooth.distance_threshold(clf.calibration))
         stats.started = time.monotonic()
         try:
             _loop(clf, feed, ev, stats, state, config, outputs, hook, stop, reason, keeper, integ, reloader)
@@ -301,7 +302,7 @@ def _loop(clf: Classifier, feed: Any, ev: EventWriter, stats: RunStats, state: d
         clf.invoke()
         t3 = clock()
         probs = clf.postprocess()
-        dec = smoother.update(probs)
+        dec = smoother.update(probs, clf.distance)
         if reloader is not None:
             reloader.observe(dec.index, probs)
         score = float(probs[dec.index]) if dec.index >= 0 else float(np.max(probs))
@@ -316,6 +317,8 @@ def _loop(clf: Classifier, feed: Any, ev: EventWriter, stats: RunStats, state: d
                 "top": [[lab, round(p, 4)] for lab, p in top_k(probs, labels, config.top_k)]}
             if cap.name:
                 fields["file"] = cap.name
+            if dec.unknown_by is not None:  # which rule said unknown (docs/unknown.md)
+                fields["unknown_by"] = dec.unknown_by
             if report:
                 fields["previous"] = reported
             ev.emit("change" if report else "frame", **fields)

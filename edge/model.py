@@ -60,11 +60,30 @@ def _check_tensor(field: str, spec: TensorSpec, detail: dict[str, Any]) -> None:
                               f"{zero_point}; the manifest does not belong to this model; re-convert")
 
 
+def named_outputs(m: Manifest, outputs: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """(the probabilities' output, the feature distance's or None), found by the tensor names the manifest's
+    `calibration.feature_unknown` records (never by shape: a sigmoid and the distance are both one value)."""
+    rule = m.calibration.feature_unknown if m.calibration is not None else None
+    if rule is None:
+        if len(outputs) != 1:
+            raise BundleError(f"model has {len(outputs)} outputs and its manifest names no second one; an edgeclf "
+                              "classifier has one; re-convert with `edgeclf convert`")
+        return outputs[0], None
+    by_name = {o["name"]: o for o in outputs}
+    missing = [n for n in (rule.probabilities_output, rule.output) if n not in by_name]
+    if len(outputs) != 2 or missing:
+        raise BundleError(f"manifest: calibration.feature_unknown names outputs {rule.probabilities_output!r} and "
+                          f"{rule.output!r}, the model has {sorted(by_name)}; the manifest does not belong to this "
+                          "model; re-convert")
+    return by_name[rule.probabilities_output], by_name[rule.output]
+
+
 def check_against_manifest(m: Manifest, inputs: list[dict[str, Any]], outputs: list[dict[str, Any]]) -> None:
     """Refuse an interpreter whose tensors disagree with the manifest, naming the manifest field."""
-    if len(inputs) != 1 or len(outputs) != 1:
-        raise BundleError(f"model has {len(inputs)} inputs and {len(outputs)} outputs; an edgeclf classifier has "
-                          "one of each; re-convert with `edgeclf convert`")
+    if len(inputs) != 1:
+        raise BundleError(f"model has {len(inputs)} inputs; an edgeclf classifier has one; re-convert with "
+                          "`edgeclf convert`")
+    probs, distance = named_outputs(m, outputs)
     p = m.preprocess
     shape = [int(v) for v in inputs[0]["shape"]]
     if len(shape) != 4 or shape[0] != 1 or shape[3] != p.channels:
@@ -76,11 +95,21 @@ def check_against_manifest(m: Manifest, inputs: list[dict[str, Any]], outputs: l
         raise BundleError(f"manifest: preprocess.width {p.width} disagrees with the model's input shape {shape}; "
                           "the manifest does not belong to this model; re-convert")
     _check_tensor("input", m.input, inputs[0])
-    out_shape = [int(v) for v in outputs[0]["shape"]]
+    out_shape = [int(v) for v in probs["shape"]]
     if int(np.prod(out_shape)) != m.num_outputs:
         raise BundleError(f"manifest: labels ({len(m.labels)}, task {m.task!r}) expect {m.num_outputs} output "
                           f"value(s), the model's output shape is {out_shape}; re-convert")
-    _check_tensor("output", m.output, outputs[0])
+    _check_tensor("output", m.output, probs)
+    if distance is not None:
+        rule = m.calibration.feature_unknown  # type: ignore[union-attr]
+        if int(np.prod(distance["shape"])) != 1:
+            raise BundleError(f"model output {rule.output!r} has shape {list(distance['shape'])}, not one distance; "
+                              "re-convert")
+        _check_tensor("calibration.feature_unknown.output", _distance_spec(rule), distance)
+
+
+def _distance_spec(rule: Any) -> TensorSpec:
+    return TensorSpec(rule.output_dtype or "float32", rule.output_scale or 0.0, rule.output_zero_point or 0)
 
 
 class Classifier:
@@ -112,8 +141,13 @@ class Classifier:
         self.labels = m.labels
         self.pre = Preprocessor(spec, m.input)
         self._input = self.interpreter.tensor(inputs[0]["index"])
-        self._output = self.interpreter.tensor(outputs[0]["index"])
-        self._raw = np.empty(m.num_outputs, np.dtype(outputs[0]["dtype"]))
+        probs_out, distance_out = named_outputs(m, outputs)
+        self._output = self.interpreter.tensor(probs_out["index"])
+        self._raw = np.empty(m.num_outputs, np.dtype(probs_out["dtype"]))
+        # The feature distance (`calibration.feature_unknown`), read after each invoke; nan without that output.
+        self.distance = float("nan")
+        self._distance = None if distance_out is None else self.interpreter.tensor(distance_out["index"])
+        self._distance_spec = None if distance_out is None else _distance_spec(m.calibration.feature_unknown)
         self._real = np.empty(m.num_outputs, np.float32)
         self.probs = np.empty(len(m.labels), np.float32)
         # With a calibration record, `probs` are calibrated and `raw_probs` are the model's own; else one array.
@@ -157,6 +191,9 @@ class Classifier:
         if self.calibration is not None:
             c = self.calibration
             np.copyto(self.probs, calibrate(raw[None], c.temperature, c.clip)[0], casting="unsafe")
+        if self._distance is not None:
+            d, ds = self._distance().reshape(-1)[0], self._distance_spec
+            self.distance = float(np.float32(d - ds.zero_point) * np.float32(ds.scale) if ds.quantized else d)
         return self.probs
 
     def __call__(self, frame_bgr: np.ndarray) -> np.ndarray:

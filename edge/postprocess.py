@@ -37,13 +37,28 @@ def top_k(probs: np.ndarray, labels: Sequence[str], k: int) -> list[tuple[str, f
     return [(labels[i], float(probs[i])) for i in order]
 
 
+MARGIN, FEATURE_DISTANCE = "margin", "feature-distance"  # which rule said "unknown" (`unknown_by`)
+
+
+def unknown_by(score: float, unknown: float | None, distance: float = float("nan"),
+               distance_above: float | None = None) -> str | None:
+    """Which rule calls this answer unknown: "margin" (top score below `unknown`), "feature-distance"
+    (the model's feature distance above `distance_above`), "margin+feature-distance", or None."""
+    by = [MARGIN] if unknown is not None and score < unknown else []
+    if distance_above is not None and distance > distance_above:  # nan (no such output) is never above
+        by.append(FEATURE_DISTANCE)
+    return "+".join(by) or None
+
+
 def answer(probs: np.ndarray, labels: Sequence[str], threshold: float | np.ndarray,
-           unknown: float | None = None) -> tuple[str, float]:
-    """(label, score) of the top class; ("unknown", score) below `unknown`; ("uncertain", score) below the
-    top class's threshold (`threshold`: one for all, or one per class)."""
+           unknown: float | None = None, distance: float = float("nan"),
+           distance_above: float | None = None) -> tuple[str, float]:
+    """(label, score) of the top class; ("unknown", score) below `unknown` or with the feature `distance`
+    above `distance_above`; ("uncertain", score) below the top class's threshold (`threshold`: one for all,
+    or one per class)."""
     i = int(np.argmax(probs))
     score = float(probs[i])
-    if unknown is not None and score < unknown:
+    if unknown_by(score, unknown, distance, distance_above) is not None:
         return UNKNOWN, score
     t = float(threshold) if np.ndim(threshold) == 0 else float(threshold[i])  # type: ignore[index]
     return (labels[i] if score >= t else UNCERTAIN), score
@@ -113,12 +128,19 @@ class SmoothConfig:
             return rule.threshold
         return float(self.unknown)
 
+    def distance_threshold(self, calibration: "Calibration | None") -> float | None:
+        """The feature-distance threshold in use (None: off, or the bundle has none): the bundle's unless
+        --unknown off; --unknown P replaces the margin's threshold only."""
+        rule = calibration.feature_unknown if calibration is not None else None
+        return None if rule is None or self.unknown == "off" else rule.threshold
+
 
 class Decision(NamedTuple):
     label: str  # the stable label, "uncertain" or "unknown"
     index: int  # its class index, -1 for uncertain, -3 for unknown
     smoothed: float  # smoothed score of the stable label (of the best class when uncertain)
     changed: bool  # the stable label differs from the previous frame's
+    unknown_by: str | None = None  # when unknown: "margin", "feature-distance" or both (`unknown_by`)
 
 
 class Smoother:
@@ -130,6 +152,8 @@ class Smoother:
         self.config = config
         self.thresholds = config.thresholds(self.labels)  # raises on a label the bundle does not have
         self.unknown = config.unknown_threshold(calibration)
+        self.distance_above = config.distance_threshold(calibration)
+        self._dist = np.zeros(config.window, np.float64)  # the feature distances of the window (mean)
         n = len(self.labels)
         self._hist = np.zeros((config.window, n), np.float32)
         self._sum = np.zeros(n, np.float64)
@@ -151,12 +175,20 @@ class Smoother:
         self._filled = min(self._filled + 1, self.config.window)
         np.divide(self._sum, self._filled, out=self.scores, casting="unsafe")
 
-    def update(self, probs: np.ndarray) -> Decision:
+    def update(self, probs: np.ndarray, distance: float = float("nan")) -> Decision:
+        """The stable decision after this frame's probabilities (and feature distance, when the model has one)."""
+        if self.distance_above is not None:
+            self._dist[self._pos] = distance  # _push moves _pos on
         self._push(probs)
         s, h, thr = self.scores, self.config.hysteresis, self.thresholds
         best = int(np.argmax(s))
         cur = self.current
-        if self.unknown is not None and s[best] < self.unknown - (h if cur >= 0 else 0.0):
+        by = None
+        if self.unknown is not None or self.distance_above is not None:
+            d = float(self._dist[:self._filled].mean()) if self.distance_above is not None else float("nan")
+            margin = None if self.unknown is None else self.unknown - (h if cur >= 0 else 0.0)
+            by = unknown_by(float(s[best]), margin, d, self.distance_above)
+        if by is not None:
             new = UNKNOWN_INDEX
         elif cur >= 0:
             if s[cur] < thr[cur] - h:  # the current class faded out
@@ -170,4 +202,5 @@ class Smoother:
         changed = new != cur
         self.current = new
         label = self.labels[new] if new >= 0 else UNKNOWN if new == UNKNOWN_INDEX else UNCERTAIN
-        return Decision(label, new, float(s[new] if new >= 0 else s[best]), changed)
+        return Decision(label, new, float(s[new] if new >= 0 else s[best]), changed,
+                        by if new == UNKNOWN_INDEX else None)

@@ -103,8 +103,9 @@ def choose_unknown_threshold(known: np.ndarray, generated: np.ndarray, max_loss:
     # Thresholds half-way between observed scores: none sits on a score (an int8 output has few levels, and
     # the edge computes in float32), so the same images fall on the same side on the edge.
     values = np.unique(np.concatenate([k, g]))
-    candidates = np.concatenate([[0.0], (values[:-1] + values[1:]) / 2, values[-1:] + 1e-6])
-    best_t, best_j = 0.0, -np.inf
+    # (The lowest candidate is below every score: 0 for probabilities, the lowest score for negated distances.)
+    candidates = np.concatenate([[min(0.0, float(values[0]))], (values[:-1] + values[1:]) / 2, values[-1:] + 1e-6])
+    best_t, best_j = float(candidates[0]), -np.inf
     for t in candidates:
         lost = np.searchsorted(k, t, side="left") / max(len(k), 1)  # known scores strictly below t
         if lost > max_loss:

@@ -163,7 +163,9 @@ def test_metadata_round_trips_through_mediapipes_reader(hoh: dict[str, Path], va
     mean, std = norm["options"]["mean"][0], norm["options"]["std"][0]
     for pixel in (0.0, 128.0, 255.0):
         assert (pixel - mean) / std == pytest.approx(pixel * p.scale + p.offset, abs=1e-6)
-    (out,) = meta["subgraph_metadata"][0]["output_tensor_metadata"]
+    out, distance = meta["subgraph_metadata"][0]["output_tensor_metadata"]  # the classes first, then the distance
+    assert distance["name"] == "feature_distance" and "Mahalanobis" in distance["description"]
+    assert "associated_files" not in distance and "process_units" not in distance
     assert out["associated_files"][0]["name"] == LABELS_FILE
     assert out["associated_files"][0]["type"] == "TENSOR_AXIS_LABELS"
     # the fitted temperature T as MediaPipe's per-score calibration: sigmoid(1/T * logit(p)), one line per label

@@ -109,6 +109,9 @@ def convert(
     binary_output: str = typer.Option(DEFAULT_BINARY_OUTPUT, "--binary-output", metavar="KIND",
                                       help=f"A binary model's output: {' or '.join(BINARY_OUTPUTS)} "
                                            "(two-class: [1-p, p], so other runtimes name both labels)."),
+    feature_distance: bool = typer.Option(True, "--feature-distance/--no-feature-distance",
+                                          help="Add a second output, the distance of the features to the training "
+                                               "classes, and answer unknown far from them (docs/unknown.md)."),
 ) -> None:
     """Export verified (quantized) TFLite bundles at 300 and 150 input from a training run."""
     from rich.console import Console
@@ -119,7 +122,8 @@ def convert(
 
     config = ConvertConfig(kinds=kinds_from_names(quantize or [], io_dtype, calibration), sizes=tuple(size or ()),
                            data=data, max_drop=max_drop, allow_drop=allow_drop, out=out, runtime=runtime,
-                           quiet=settings.verbose == 0, metadata=metadata, binary_output=binary_output)
+                           quiet=settings.verbose == 0, metadata=metadata, binary_output=binary_output,
+                           feature_distance=feature_distance)
     with _progress_bar() as progress:
         result = convert_run(run, config, progress)
     console = Console(width=None if settings.show_progress else 150)
