@@ -11,9 +11,11 @@ the camera's per-frame cost on each int8 bundle.
 Goals (issue 6): camera per frame <= 1.15x bare invoke; int8 @150 >= 20x faster than Keras predict.
 Rounds are interleaved across variants (--repeats); medians over rounds of the per-round medians.
 
---decide (issue 14 parts 1-2): the camera with calibrated scores, the bundle's unknown threshold, a
-threshold per class and an events filter (--events-ignore uncertain) against the same model with its
-calibration record removed and default options, same rounds (docs/unknown.md). Goal: the work it adds
+--decide (issue 14 parts 1-2): the camera with calibrated scores, the bundle's unknown threshold (and the
+feature-distance rule, reading the model's second output, when the bundle has one), a threshold per class
+and an events filter (--events-ignore uncertain) against the same model with its calibration record removed
+and default options, same rounds (docs/unknown.md). The second output's own cost is in invoke: compare
+bundles converted with and without --no-feature-distance for it. Goal: the work it adds
 (the postprocess stage's p50 difference) < 5 % of the plain frame's p50; the frames' p50 and mean ratios are
 printed too (on a loaded machine they move by more than that work, either way).
 
@@ -272,8 +274,12 @@ def decide_cost(run: Path, clfs: dict[str, Any], frames: int, repeats: int) -> d
         if clf.calibration is None:
             print(f"--decide: {n} has no calibration record (converted before it existed); skipped", flush=True)
             continue
-        plain = Classifier(replace(clf.bundle, manifest=replace(clf.manifest, calibration=None)), clf.runtime,
-                           clf.threads)
+        if clf.calibration.feature_unknown is None:
+            plain = Classifier(replace(clf.bundle, manifest=replace(clf.manifest, calibration=None)), clf.runtime,
+                               clf.threads)
+        else:  # the same two-output model (the edge refuses it without the record naming its outputs), with
+            plain = Classifier(clf.bundle, clf.runtime, clf.threads)  # the per-frame work of the record turned off
+            plain.calibration, plain.raw_probs, plain._distance = None, plain.probs, None
         opts = {"smooth": SmoothConfig(threshold=0.5, class_thresholds=tuple((lab, 0.6) for lab in clf.labels)),
                 "events_filter": EventsFilter(ignore=("uncertain",))}
         pairs[n] = {"plain": (plain, {}), "decide": (clf, opts)}

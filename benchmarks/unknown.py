@@ -10,6 +10,9 @@ preprocessing, interpreter, calibration):
 - a folder of **never-seen classes** (default: clothing-small's validation photos for a horse-or-human
   model): the share called unknown, with its interval (each file its own group: random file names).
 
+Bundles with the feature-distance output (`calibration.feature_unknown`) answer unknown when either rule
+fires, as the edge does; each rule's share and its AUROC (test vs never-seen, through the edge) are shown.
+
 `--compare-features` also measures, on the run's Keras model, how well another score would separate the
 same two sets (AUROC, and the share caught at the threshold that loses 5 % of validation): the calibrated
 margin the bundle uses, the penultimate features' norm and their Mahalanobis distance to the class means
@@ -33,10 +36,15 @@ import _common as c
 NEVER_SEEN = c.REPO.parent / "shared" / "datasets" / "clothing-small" / "validation"
 
 
-def _scores(clf: Any, files: list[str]) -> np.ndarray:
+def _scores(clf: Any, files: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(calibrated probabilities, feature distance (nan without that output)) per file, through the edge path."""
     from edgeclf.imageio import read_bgr
 
-    return np.stack([clf(read_bgr(Path(f))).copy() for f in files])
+    probs, dist = [], []
+    for f in files:
+        probs.append(clf(read_bgr(Path(f))).copy())
+        dist.append(clf.distance)
+    return np.stack(probs), np.array(dist, np.float64)
 
 
 def measure(bundle: Path, run: Path, never_seen: Path) -> dict[str, Any]:
@@ -51,14 +59,17 @@ def measure(bundle: Path, run: Path, never_seen: Path) -> dict[str, Any]:
     if cal is None or cal.unknown is None:
         raise SystemExit(f"{bundle}: no unknown threshold in its manifest; re-convert it with this edgeclf")
     t = cal.unknown.threshold
+    fd = cal.feature_unknown  # the feature-distance rule, when the bundle has that output
+    above = fd.threshold if fd is not None else np.inf
     rd = RunDir(run)
     data = resolve_run_data(rd, rd.read_info(), rd.read_split(), None)
     if not data.test:
         raise SystemExit(f"--run {run}: no test split (made before three-way splits); train again")
     files, y, groups = [str(p) for p, _ in data.test], np.array([k for _, k in data.test]), list(data.test_groups)
-    p = _scores(clf, files)
+    p, dist = _scores(clf, files)
     pred, top = p.argmax(axis=1), p.max(axis=1)
-    unknown, correct = top < t, pred == y
+    by_margin, by_distance = top < t, dist > above
+    unknown, correct = by_margin | by_distance, pred == y
     out: dict[str, Any] = {
         "bundle": str(bundle), "temperature": cal.temperature, "threshold": t,
         "fitted_on": cal.unknown.fitted_on, "validation_unknown": cal.unknown.validation_unknown,
@@ -67,6 +78,9 @@ def measure(bundle: Path, run: Path, never_seen: Path) -> dict[str, Any]:
         "test_accuracy_with_unknown": bootstrap_interval(correct & ~unknown, groups, y).to_dict(),
         "test_unknown": bootstrap_interval(unknown, groups, y).to_dict(),
         "correct_lost": round(float(np.mean(unknown[correct])), 4),
+        "feature_threshold": fd.threshold if fd is not None else None,
+        "test_unknown_by": {"margin": round(float(np.mean(by_margin)), 4),
+                            "feature-distance": round(float(np.mean(by_distance)), 4)},
         "recall": {lab: {"without": round(float(np.mean(correct[y == k])), 4),
                          "with_unknown": round(float(np.mean((correct & ~unknown)[y == k])), 4),
                          "n": int(np.sum(y == k))} for k, lab in enumerate(clf.labels)},
@@ -74,10 +88,15 @@ def measure(bundle: Path, run: Path, never_seen: Path) -> dict[str, Any]:
     seen = sorted(str(f) for f in never_seen.rglob("*") if f.suffix.lower() in IMAGE_EXTENSIONS)
     if not seen:
         raise SystemExit(f"--never-seen {never_seen}: no images")
-    q = _scores(clf, seen)
-    ns_unknown = q.max(axis=1) < t
+    q, qd = _scores(clf, seen)
+    ns_margin, ns_distance = q.max(axis=1) < t, qd > above
+    ns_unknown = ns_margin | ns_distance
     out["never_seen"] = {"folder": str(never_seen), "n": len(seen),
                          "unknown": bootstrap_interval(ns_unknown, seen).to_dict(),
+                         "unknown_by": {"margin": bootstrap_interval(ns_margin, seen).to_dict(),
+                                        "feature-distance": bootstrap_interval(ns_distance, seen).to_dict()},
+                         "auroc": {"margin": round(_auroc(top, q.max(axis=1)), 3),
+                                   **({"feature-distance": round(_auroc(-dist, -qd), 3)} if fd is not None else {})},
                          "called": dict(Counter(clf.labels[i] if not u else "unknown"
                                                 for i, u in zip(q.argmax(axis=1), ns_unknown)))}
     return out
@@ -156,20 +175,25 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for r in results:
         ti, tu, ns = r["test_accuracy"], r["test_unknown"], r["never_seen"]["unknown"]
+        fd = r["never_seen"]["unknown_by"]["feature-distance"]
         rows.append([Path(r["bundle"]).name, r["temperature"], f"{r['threshold']:.3f}",
+                     "-" if r["feature_threshold"] is None else f"{r['feature_threshold']:.3f}",
+                     " / ".join(f"{v}" for v in r["never_seen"]["auroc"].values()),
+                     f"{100 * fd['accuracy']:.1f} %",
                      f"{100 * ns['accuracy']:.1f} % [{100 * ns['low']:.0f}, {100 * ns['high']:.0f}]",
                      f"{100 * tu['accuracy']:.1f} % [{100 * tu['low']:.0f}, {100 * tu['high']:.0f}]",
                      f"{100 * r['correct_lost']:.1f} %",
                      f"{ti['accuracy']:.3f} -> {r['test_accuracy_with_unknown']['accuracy']:.3f}",
                      f"{100 * (r['generated_unknown'] or 0):.0f} %"])
-    c.table(["bundle", "T", "unknown below", f"never-seen called unknown (n={results[0]['never_seen']['n']})",
+    c.table(["bundle", "T", "unknown below", "distance above", "AUROC test vs never-seen: margin / distance",
+             "never-seen unknown by distance", f"never-seen called unknown, either rule (n={results[0]['never_seen']['n']})",
              f"test called unknown (n={results[0]['test_unknown']['n_images']}, {results[0]['test_unknown']['n_groups']} subjects)",
              "correct answers lost", "test accuracy -> correct and not unknown", "generated caught"], rows,
             title="at the manifest's threshold, through the edge path (95 % intervals over subjects / files)")
     for r in results:
         print(f"{Path(r['bundle']).name}: recall per class without -> with unknown: "
               + ", ".join(f"{k} {v['without']:.3f} -> {v['with_unknown']:.3f} (n={v['n']})" for k, v in r["recall"].items())
-              + f"; never-seen called: {r['never_seen']['called']}")
+              + f"; never-seen called: {r['never_seen']['called']}; test called unknown by rule: {r['test_unknown_by']}")
     features = {}
     if a.compare_features:
         size = int(Path(results[0]["bundle"]).name.split("-")[0])

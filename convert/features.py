@@ -101,7 +101,7 @@ def feature_model(model: Any) -> Any:
     import keras
 
     # Named, so that two conversions in one process give the same tensor names (Keras numbers unnamed models).
-    return keras.Model(model.inputs, [head_input(model), model.outputs[0]], name="features_and_probabilities")
+    return keras.Model(model.inputs[0], [head_input(model), model.outputs[0]], name="features_and_probabilities")
 
 
 def distance_layers(features: Any, stats: FeatureStats) -> Any:

@@ -192,8 +192,8 @@ class Classifier:
             c = self.calibration
             np.copyto(self.probs, calibrate(raw[None], c.temperature, c.clip)[0], casting="unsafe")
         if self._distance is not None:
-            d, ds = self._distance().reshape(-1)[0], self._distance_spec
-            self.distance = float(np.float32(d - ds.zero_point) * np.float32(ds.scale) if ds.quantized else d)
+            d, ds = self._distance().flat[0], self._distance_spec
+            self.distance = (int(d) - ds.zero_point) * ds.scale if ds.quantized else float(d)
         return self.probs
 
     def __call__(self, frame_bgr: np.ndarray) -> np.ndarray:

@@ -153,7 +153,8 @@ class Smoother:
         self.thresholds = config.thresholds(self.labels)  # raises on a label the bundle does not have
         self.unknown = config.unknown_threshold(calibration)
         self.distance_above = config.distance_threshold(calibration)
-        self._dist = np.zeros(config.window, np.float64)  # the feature distances of the window (mean)
+        self._dist = [0.0] * config.window  # the feature distances of the window, and their running sum
+        self._dist_sum = 0.0
         n = len(self.labels)
         self._hist = np.zeros((config.window, n), np.float32)
         self._sum = np.zeros(n, np.float64)
@@ -177,19 +178,21 @@ class Smoother:
 
     def update(self, probs: np.ndarray, distance: float = float("nan")) -> Decision:
         """The stable decision after this frame's probabilities (and feature distance, when the model has one)."""
-        if self.distance_above is not None:
-            self._dist[self._pos] = distance  # _push moves _pos on
+        far = False
+        if self.distance_above is not None:  # the window's mean distance, from a running sum (_push moves _pos)
+            self._dist_sum += distance - self._dist[self._pos]
+            self._dist[self._pos] = distance
         self._push(probs)
         s, h, thr = self.scores, self.config.hysteresis, self.thresholds
         best = int(np.argmax(s))
         cur = self.current
+        if self.distance_above is not None:
+            far = self._dist_sum / self._filled > self.distance_above
+        unsure = self.unknown is not None and s[best] < self.unknown - (h if cur >= 0 else 0.0)
         by = None
-        if self.unknown is not None or self.distance_above is not None:
-            d = float(self._dist[:self._filled].mean()) if self.distance_above is not None else float("nan")
-            margin = None if self.unknown is None else self.unknown - (h if cur >= 0 else 0.0)
-            by = unknown_by(float(s[best]), margin, d, self.distance_above)
-        if by is not None:
+        if unsure or far:
             new = UNKNOWN_INDEX
+            by = f"{MARGIN}+{FEATURE_DISTANCE}" if unsure and far else MARGIN if unsure else FEATURE_DISTANCE
         elif cur >= 0:
             if s[cur] < thr[cur] - h:  # the current class faded out
                 new = best if best != cur and s[best] >= thr[best] else UNCERTAIN_INDEX

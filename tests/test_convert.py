@@ -75,8 +75,9 @@ def test_every_kind_converts_loads_and_fills_the_manifest(tiny_run: Path) -> Non
     # int8 io is uint8 by default; float kinds keep float32 io
     assert load_bundle(by["int8"].path).manifest.input.dtype == "uint8"
     assert load_bundle(by["float16"].path).manifest.input.dtype == "float32"
-    # quantization shrinks the file
-    assert by["int8"].size_bytes < 0.6 * by["float32"].size_bytes
+    # quantization shrinks the file (less on this 16-feature net since the feature-distance output: its ten small
+    # tensors' quantization parameters are a fixed cost, 0.68 of float32 here)
+    assert by["int8"].size_bytes < 0.75 * by["float32"].size_bytes
     assert by["float16"].size_bytes < by["float32"].size_bytes
     # the op-version reader's verdict is in the manifest: today's dynamic-range FC needs v12
     m_dyn = load_bundle(by["dynamic"].path).manifest

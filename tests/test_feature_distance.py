@@ -125,3 +125,27 @@ def test_without_feature_distance_the_bundle_has_one_output(tiny_run: Path) -> N
     assert "feature_unknown" not in json.loads((r.path / "manifest.json").read_text())["calibration"]
     clf = Classifier.load(r.path, threads=1)
     assert len(clf.interpreter.get_output_details()) == 1
+
+
+def test_camera_events_say_unknown_by_feature_distance(converted, tmp_path: Path) -> None:
+    """A real camera process on a folder of frames: the start event names the distance threshold, the non-class
+    frames' events say unknown with unknown_by, the training frames' do not."""
+    import shutil
+    import sys
+
+    bundles, train, odd = converted
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i, f in enumerate([*train[:4], *odd]):  # in this order: the folder source reads names sorted
+        shutil.copy(f, frames / f"{i:02d}{f.suffix}")
+    ev = tmp_path / "ev.jsonl"
+    p = subprocess.run([sys.executable, "-m", "edgeclf", "camera", str(bundles["24-float32"]), "--source", str(frames),
+                        "--events", str(ev), "--every", "1"], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    events = [json.loads(line) for line in ev.read_text().splitlines()]
+    start = next(e for e in events if e["event"] == "start")
+    assert start["unknown_above_distance"] == read_manifest(bundles["24-float32"]).calibration.feature_unknown.threshold
+    seen = [e for e in events if e["event"] in ("change", "frame")]
+    assert [e["label"] for e in seen[:4]] == [e["label"] for e in seen[:4] if e["label"] in ("blue", "red")]
+    assert all(e["label"] == "unknown" and "feature-distance" in e["unknown_by"] for e in seen[4:]), seen[4:]
+    assert len(seen) == 7 and not any("unknown_by" in e for e in seen[:4])
