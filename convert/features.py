@@ -18,8 +18,12 @@ intermediate tensor, so that an int8 variant's ranges, calibrated on training an
 images, keep steps fine enough around the threshold (about 1): far images reach c^2 = 9 at most, which is
 still far above it. (Whitening first in a Dense of its own was tried: its unbounded output took the int8
 range, and typical images' distances came out wrong by several times.)
-W whitens the shrunk covariance along its r = min(d, MAX_DIMS) largest directions (all of them for the
-128-feature edge nets; 1280 pooled features of a backbone keep 128, so the extra weights stay small).
+W whitens the shrunk covariance along its r = min(d, MAX_DIMS) **least** varying directions (all of them
+for the 128-feature edge nets; of the 1280 pooled features of a backbone, 128, so the extra weights stay
+small). The least varying, because that is where images of other classes leave the training classes
+(measured on efficientnet-lite0's 1280 features at 150 px, AUROC test vs clothing photos, Keras: all 1280
+directions 0.962; the 128 least varying 0.956; 128 random 0.959; the 128 most varying 0.918 and only 51 %
+caught at 5 % validation loss; as Kamoi and Kobayashi (2020) found for the Mahalanobis score).
 """
 
 from __future__ import annotations
@@ -80,7 +84,7 @@ def fit_stats(features: np.ndarray, y: np.ndarray, n_classes: int) -> FeatureSta
     means = np.stack([f[y == k].mean(0) for k in range(n_classes)])
     cov, shrink = ledoit_wolf(f - means[y])
     lam, vec = np.linalg.eigh(cov)
-    keep = np.argsort(lam)[::-1][:min(f.shape[1], MAX_DIMS)]
+    keep = np.argsort(lam)[:min(f.shape[1], MAX_DIMS)]  # the least varying directions (module docstring)
     lam = np.maximum(lam[keep], 1e-12 * max(float(lam.max()), 1e-30))
     return FeatureStats(means, vec[:, keep] / np.sqrt(lam), round(shrink, 4), len(f))
 
