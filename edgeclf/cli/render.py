@@ -54,6 +54,11 @@ def print_manifest(path: Path, m: Manifest, console: Console | None = None) -> N
             u = c.unknown
             t.add_row("unknown", f"below {u.threshold:.4g} ({u.score}); validation {u.validation_unknown}, generated "
                                  f"non-class {u.generated_unknown}, test {u.test_unknown} below it")
+        if c.feature_unknown is not None:
+            d = c.feature_unknown
+            t.add_row("unknown (feature distance)", f"above {d.threshold:.4g} of output {d.output!r}; validation "
+                                                    f"{d.validation_unknown}, generated non-class {d.generated_unknown}, "
+                                                    f"test {d.test_unknown} above it")
     for rt, r in m.runtimes.items():
         t.add_row(f"loads on {rt}", ("yes" if r.loads else "NO") + (f" ({r.why})" if r.why else ""))
     t.add_row("created", f"{m.created} by edgeclf {m.edgeclf_version}")
