@@ -28,8 +28,10 @@ def summary_lines(r: EvalReport) -> list[str]:
         lines.append(f"  calibrated scores (temperature {c.temperature:.3f}, fitted by convert): ECE {c.ece_before:.3f} "
                      f"before, {c.ece_after:.3f} after")
         if c.unknown_threshold is not None:
-            lines.append(f"  unknown below {c.unknown_threshold:.3f}: {100 * (c.unknown_fraction or 0):.1f} % of these "
-                         f"images; {100 * (c.correct_lost or 0):.1f} % of the correct answers lost to it")
+            far = (f" or feature distance above {c.distance_threshold:.3f} ({100 * (c.distance_fraction or 0):.1f} % above "
+                   "it)" if c.distance_threshold is not None else "")
+            lines.append(f"  unknown below {c.unknown_threshold:.3f}{far}: {100 * (c.unknown_fraction or 0):.1f} % of "
+                         f"these images; {100 * (c.correct_lost or 0):.1f} % of the correct answers lost to it")
     width = max(len(x) for x in ev.labels)
     lines.append(f"{'class':<{width}}  precision  recall  support")
     for name, m in ev.per_class.items():

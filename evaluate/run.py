@@ -67,6 +67,8 @@ class CalibrationReport:
     unknown_threshold: float | None = None
     unknown_fraction: float | None = None  # of all images
     correct_lost: float | None = None  # of the images answered correctly without the rule
+    distance_threshold: float | None = None  # the feature-distance rule (calibration.feature_unknown), when present
+    distance_fraction: float | None = None  # of all images, above it (`unknown_fraction` counts either rule)
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.__dict__, "reliability_before": [dict(r) for r in self.reliability_before]}
@@ -115,8 +117,10 @@ def folder_items(root: Path, labels: Sequence[str]) -> list[tuple[str, int]]:
 Predict = Callable[[np.ndarray], np.ndarray]  # BGR frame -> probabilities, one per label
 
 
-def _bundle_predictor(cfg: EvalConfig, raw: list[np.ndarray]) -> tuple[tuple[str, ...], Predict, Any]:
-    """The edge path; `raw` collects the model's own (uncalibrated) probabilities of each frame."""
+def _bundle_predictor(cfg: EvalConfig, raw: list[np.ndarray],
+                      distances: list[float] | None = None) -> tuple[tuple[str, ...], Predict, Any]:
+    """The edge path; `raw` collects the model's own (uncalibrated) probabilities of each frame, `distances`
+    its feature distance (nan without that output)."""
     from edgeclf.edge.model import Classifier
 
     clf = Classifier.load(cfg.target, cfg.runtime, cfg.threads, cfg.crop)
@@ -124,23 +128,31 @@ def _bundle_predictor(cfg: EvalConfig, raw: list[np.ndarray]) -> tuple[tuple[str
     def predict(frame: np.ndarray) -> np.ndarray:
         p = clf(frame).copy()
         raw.append(clf.raw_probs.copy())
+        if distances is not None:
+            distances.append(clf.distance)
         return p
 
     return tuple(clf.labels), predict, clf.calibration
 
 
 def _calibration_report(calibration: Any, raw: np.ndarray, probs: np.ndarray, truth: np.ndarray,
-                        ece_after: float) -> CalibrationReport:
+                        ece_after: float, distances: np.ndarray | None = None) -> CalibrationReport:
     pred = raw.argmax(axis=1)
     ece_before, bins = reliability(raw[np.arange(len(raw)), pred], pred == truth)
-    rule = calibration.unknown
+    rule, far_rule = calibration.unknown, calibration.feature_unknown
     if rule is None:
         return CalibrationReport(calibration.temperature, ece_before, ece_after, tuple(bins))
     unknown = probs.max(axis=1) < rule.threshold
+    far = None
+    if far_rule is not None and distances is not None:  # either rule, as the edge answers
+        far = np.asarray(distances) > far_rule.threshold
+        unknown = unknown | far
     correct = probs.argmax(axis=1) == truth
     lost = float(np.mean(unknown[correct])) if correct.any() else 0.0
     return CalibrationReport(calibration.temperature, ece_before, ece_after, tuple(bins), rule.threshold,
-                             round(float(np.mean(unknown)), 4), round(lost, 4))
+                             round(float(np.mean(unknown)), 4), round(lost, 4),
+                             None if far is None else far_rule.threshold,
+                             None if far is None else round(float(np.mean(far)), 4))
 
 
 def _keras_predictor(cfg: EvalConfig) -> tuple[tuple[str, ...], Predict]:
@@ -199,7 +211,9 @@ def run_eval(cfg: EvalConfig, progress: Progress | None = None) -> EvalReport:
         raise UsageError(f"{target}: no such bundle, run directory or .keras file")
     is_bundle = target.is_dir() and (target / "manifest.json").exists() or target.name in ("manifest.json", "model.tflite")
     raw: list[np.ndarray] = []
-    labels, predict, calibration = _bundle_predictor(cfg, raw) if is_bundle else (*_keras_predictor(cfg), None)
+    distances: list[float] = []
+    labels, predict, calibration = (_bundle_predictor(cfg, raw, distances) if is_bundle
+                                    else (*_keras_predictor(cfg), None))
     items = folder_items(Path(cfg.data_dir), labels)
     total = len(items) * (cfg.frames_per_image if cfg.camera_sim else 1)
     probs, truth, files = [], [], []
@@ -219,6 +233,6 @@ def run_eval(cfg: EvalConfig, progress: Progress | None = None) -> EvalReport:
     worst = tuple(Mistake(files[i], labels[truth[i]], labels[pred[i]], round(float(score[i]), 4)) for i in wrong)
     preds = tuple((files[i], int(truth[i]), int(pred[i]), round(float(score[i]), 6)) for i in range(len(p)))
     cal = None if calibration is None else _calibration_report(calibration, np.asarray(raw, np.float64), p,
-                                                               np.asarray(truth), ev.ece)
+                                                               np.asarray(truth), ev.ece, np.asarray(distances))
     return EvalReport(str(target), "bundle" if is_bundle else "keras", str(cfg.data_dir),
                       "camera-sim" if cfg.camera_sim else "files", grouped, ev, worst, preds, cal)

@@ -149,3 +149,20 @@ def test_camera_events_say_unknown_by_feature_distance(converted, tmp_path: Path
     assert [e["label"] for e in seen[:4]] == [e["label"] for e in seen[:4] if e["label"] in ("blue", "red")]
     assert all(e["label"] == "unknown" and "feature-distance" in e["unknown_by"] for e in seen[4:]), seen[4:]
     assert len(seen) == 7 and not any("unknown_by" in e for e in seen[:4])
+
+
+def test_eval_counts_either_rule(converted, tmp_path: Path) -> None:
+    """`edgeclf eval` says how many images the distance puts above its threshold, and counts either rule."""
+    import shutil
+
+    from edgeclf.evaluate.run import EvalConfig, run_eval
+
+    bundles, train, odd = converted
+    for label in ("blue", "red"):
+        (tmp_path / "data" / label).mkdir(parents=True)
+    for i, f in enumerate([*train[:6], *odd]):  # the non-class images filed under the first label: wrong and far
+        shutil.copy(f, tmp_path / "data" / (f.parent.name if f in train else "blue") / f"{i:02d}{f.suffix}")
+    c = run_eval(EvalConfig(str(bundles["24-float32"]), str(tmp_path / "data"))).calibration
+    rule = read_manifest(bundles["24-float32"]).calibration.feature_unknown
+    assert c is not None and c.distance_threshold == rule.threshold
+    assert c.distance_fraction >= 0.33 and c.unknown_fraction >= c.distance_fraction  # 3 of 9 at least
