@@ -44,9 +44,15 @@ main()
 """
 
 
+# Two TensorFlow workers share this machine's cores with whatever else runs: each is held to one thread per pool
+# (edgeclf.train.threads honours these), so that a busy machine cannot make a worker's thread creation fail
+# ("LLVM ERROR: pthread_create failed: Resource temporarily unavailable" once failed the suite under load).
+WORKER_THREADS = {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1", "OMP_NUM_THREADS": "1"}
+
+
 def _env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
-    return {**env, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1", **extra}
+    return {**WORKER_THREADS, **env, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1", **extra}
 
 
 def _run_all(cmds: Sequence[tuple[list[str], dict[str, str]]], timeout: float = TIMEOUT) -> list[tuple[int, str]]:
@@ -175,10 +181,16 @@ def test_two_workers_killed_mid_run_resume_from_the_chiefs_backup(colors: Path, 
     configs = _tf_configs(2)
     killed_tmp = tmp_path / "worker-tmp-killed"
     killed_tmp.mkdir()
+    logs = [(tmp_path / f"worker-{i}.log").open("w+") for i in range(2)]  # each worker's own words, for failures
     procs = [subprocess.Popen(_edgeclf(*args), env=_env(TF_CONFIG=configs[0]), stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, text=True),
+                              stderr=logs[0], text=True),
              subprocess.Popen(_edgeclf(*args), env=_env(TF_CONFIG=configs[1], TMPDIR=str(killed_tmp)),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+                              stdout=subprocess.DEVNULL, stderr=logs[1], text=True)]
+
+    def said() -> str:
+        return "\n".join(f"worker {i} (exit {p.poll()}): {(tmp_path / f'worker-{i}.log').read_text()[-1500:]}"
+                          for i, p in enumerate(procs))
+
     state_file = out / "state" / "32" / "state.json"
     try:
         deadline = time.monotonic() + TIMEOUT
@@ -187,7 +199,7 @@ def test_two_workers_killed_mid_run_resume_from_the_chiefs_backup(colors: Path, 
             if st and st["epoch"] >= 1:
                 break
             time.sleep(0.05)
-        assert all(p.poll() is None for p in procs), procs[0].stderr.read()[-3000:]
+        assert all(p.poll() is None for p in procs), said()
         for p in procs:
             p.send_signal(signal.SIGKILL)
     finally:
@@ -195,8 +207,11 @@ def test_two_workers_killed_mid_run_resume_from_the_chiefs_backup(colors: Path, 
             if p.poll() is None:
                 p.kill()
             p.wait(30)
+    for f in logs:
+        f.close()
     before = _read_state(state_file)
-    assert before and 1 <= before["epoch"] < epochs and not (out / "run.json").exists(), "finished before the kill"
+    assert before and 1 <= before["epoch"] < epochs and not (out / "run.json").exists(), \
+        f"finished before the kill; {said()}"
 
     [(rc0, out0), (rc1, out1)], worker_tmp = _two_workers(["train", "--resume", str(out)], tmp_path, "b")
     assert rc0 == 0, out0[-3000:]
