@@ -167,9 +167,10 @@ def main(argv: list[str] | None = None) -> int:
                     if i == 0:
                         res = seed_pipeline(size, train_dir, val_dir, a.epochs, base_cfg.lr)
                     else:
-                        cfg = {1: base_cfg.with_(arch="seed", sizes=(size,), batch_size=128, augment=False),
-                               2: base_cfg.with_(arch=arch, sizes=(size,)),
-                               3: base_cfg.with_(arch=arch, sizes=(size,), augment=False)}[i]
+                        cfg = {1: base_cfg.with_(arch="seed", weights=None, sizes=(size,), batch_size=128,
+                                                 augment=False),
+                               2: base_cfg.with_(arch=arch, weights=None, sizes=(size,)),
+                               3: base_cfg.with_(arch=arch, weights=None, sizes=(size,), augment=False)}[i]
                         res = edgeclf_loop(cfg, size, ds.labels, abs_train, abs_val, Path(tmp) / f"{size}-{i}-{r}")
                     raw.setdefault((size, i), []).append(res)
     results: dict[str, Any] = {}
