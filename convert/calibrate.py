@@ -86,7 +86,7 @@ def _distances(model_bytes: bytes, x: np.ndarray, output: str, quiet: bool) -> n
 
     with quiet_native(quiet):
         outs, _ = run_outputs(_interpreter_class()[1], model_bytes, x)
-    return outs[output][0].reshape(-1).astype(np.float32).astype(np.float64)
+    return outs[output][0].min(axis=1).astype(np.float32).astype(np.float64)  # to the nearest class
 
 
 def fit_feature_unknown(model_bytes: bytes, fit: CalibrationData, probabilities: str, distance: str,

@@ -4,20 +4,18 @@
 input: global-average-pooled maps in the GAP archs and the pretrained backbones, the Dense-128 activations
 in `seed`/`course`) of each class and one shared covariance, shrunk towards a multiple of the identity
 (Ledoit-Wolf: a training split has fewer images than a backbone has features). The model gets a second
-output: the squared Mahalanobis distance to the **nearest** class mean, divided by the number of
-dimensions (about 1 for a typical training image), built from standard Keras layers only, so that every
+output: the squared Mahalanobis distance to **each** class mean (the edge uses the nearest), divided by the
+number of dimensions (about 1 for a typical training image), built from standard Keras layers only, so that every
 quantization kind converts it and tflite-runtime 2.14 loads it:
 
-    features -> Dense(K*r, kernel [W ... W], bias [c - W^T mu_1 ... c - W^T mu_K])   W^T(f - mu_k) + c
-             -> ReLU(max 2c = 6) -> Rescaling(offset -c)                      each difference clipped to +-c
+    features -> Dense(K*r, kernel [W ... W], bias [-W^T mu_1 ... -W^T mu_K])   W^T(f - mu_k), per class
              -> Multiply (z_k * z_k) -> Dense(K, block of 1/r, no bias)        distance to each class
-             -> Rescaling(-1) -> Reshape(K, 1) -> GlobalMaxPooling1D -> Rescaling(-1)   the smallest
 
-The clip (c = CLIP = 3 standard deviations; ReLU6, which the converter fuses into the Dense) bounds every
-intermediate tensor, so that an int8 variant's ranges, calibrated on training and generated non-class
-images, keep steps fine enough around the threshold (about 1): far images reach c^2 = 9 at most, which is
-still far above it. (Whitening first in a Dense of its own was tried: its unbounded output took the int8
-range, and typical images' distances came out wrong by several times.)
+The output holds the K distances; the edge (and `FeatureStats.distance`) takes the smallest (numpy, K
+values). Clipping each whitened difference before squaring (ReLU6 fused into the Dense, or a ReLU with a
+maximum) was tried, to keep int8 ranges narrow: it made an int8 mobilenetv3-small variant abort in
+ai-edge-litert's XNNPACK delegate on allocate_tensors ("double free"), so it is not here. The int8
+calibration images include generated non-class images, so the output's range reaches past the threshold.
 W whitens the shrunk covariance along its r = min(d, MAX_DIMS) **least** varying directions (all of them
 for the 128-feature edge nets; of the 1280 pooled features of a backbone, 128, so the extra weights stay
 small). The least varying, because that is where images of other classes leave the training classes
@@ -36,7 +34,6 @@ import numpy as np
 from edgeclf.errors import ModelError
 
 MAX_DIMS = 128
-CLIP = 3.0  # each whitened difference is clipped to +-CLIP (3 standard deviations) before it is squared
 PROBS_NAME, DISTANCE_NAME = "probabilities", "feature_distance"
 
 
@@ -54,11 +51,11 @@ class FeatureStats:
         return int(self.whiten.shape[1])
 
     def distance(self, features: np.ndarray) -> np.ndarray:
-        """What the model's distance output computes, in numpy (float64): min over classes of the mean over
-        dimensions of clip(W^T(f - mu_k), -CLIP, CLIP)^2."""
+        """The smallest of the model's distance output, in numpy (float64): min over classes of the mean over
+        dimensions of (W^T(f - mu_k))^2."""
         f = np.asarray(features, np.float64) @ self.whiten
         c = self.means @ self.whiten
-        return np.min([np.mean(np.clip(f - ck, -CLIP, CLIP) ** 2, axis=1) for ck in c], axis=0)
+        return np.min([np.mean((f - ck) ** 2, axis=1) for ck in c], axis=0)
 
 
 def ledoit_wolf(centred: np.ndarray) -> tuple[np.ndarray, float]:
@@ -113,16 +110,14 @@ def distance_layers(features: Any, stats: FeatureStats) -> Any:
     import keras
 
     k, r = stats.means.shape[0], stats.dims
-    zk = keras.layers.Dense(k * r, activation="relu6", name="feature_offsets", trainable=False)  # 0..2 CLIP
+    zk = keras.layers.Dense(k * r, name="feature_offsets", trainable=False)
     sq = keras.layers.Dense(k, use_bias=False, name="feature_distances", trainable=False)
-    h = keras.layers.Rescaling(1.0, offset=-CLIP, name="feature_centred")(zk(features))
+    h = zk(features)
     h = sq(keras.layers.Multiply(name="feature_squares")([h, h]))
     zk.set_weights([np.tile(stats.whiten, (1, k)).astype(np.float32),
-                    (CLIP - stats.means @ stats.whiten).astype(np.float32).reshape(-1)])
+                    -(stats.means @ stats.whiten).astype(np.float32).reshape(-1)])
     sq.set_weights([np.kron(np.eye(k), np.full((r, 1), 1.0 / r)).astype(np.float32)])
-    h = keras.layers.Rescaling(-1.0, name="feature_negated")(h)
-    h = keras.layers.GlobalMaxPooling1D(name="feature_nearest")(keras.layers.Reshape((k, 1), name="feature_classes")(h))
-    return keras.layers.Rescaling(-1.0, name=DISTANCE_NAME)(h)
+    return h  # one distance per class; the edge takes the smallest (module docstring)
 
 
 def with_distance(model: Any, stats: FeatureStats, head: Any) -> Any:
@@ -190,9 +185,10 @@ def identify_outputs(model_bytes: bytes, keras_model: Any, x: np.ndarray, quiet:
     return names[0], names[1]
 
 
-DISTANCE_DESCRIPTION = ("Squared Mahalanobis distance of the penultimate features to the nearest training class "
-                        "mean, per feature dimension (about 1 for a training image; edgeclf answers unknown above "
-                        "the manifest's calibration.feature_unknown.threshold). Not a class score.")
+DISTANCE_DESCRIPTION = ("Squared Mahalanobis distance of the penultimate features to each training class mean, "
+                        "per feature dimension, in label order (about 1 for a training image; edgeclf takes the "
+                        "smallest and answers unknown above the manifest's calibration.feature_unknown.threshold). "
+                        "Not class scores.")
 
 
 def output_spec(model_bytes: bytes, name: str) -> Any:

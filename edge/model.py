@@ -102,9 +102,9 @@ def check_against_manifest(m: Manifest, inputs: list[dict[str, Any]], outputs: l
     _check_tensor("output", m.output, probs)
     if distance is not None:
         rule = m.calibration.feature_unknown  # type: ignore[union-attr]
-        if int(np.prod(distance["shape"])) != 1:
-            raise BundleError(f"model output {rule.output!r} has shape {list(distance['shape'])}, not one distance; "
-                              "re-convert")
+        if int(np.prod(distance["shape"])) != len(m.labels):
+            raise BundleError(f"model output {rule.output!r} has shape {list(distance['shape'])}, not one distance "
+                              f"per label ({len(m.labels)}); re-convert")
         _check_tensor("calibration.feature_unknown.output", _distance_spec(rule), distance)
 
 
@@ -192,7 +192,7 @@ class Classifier:
             c = self.calibration
             np.copyto(self.probs, calibrate(raw[None], c.temperature, c.clip)[0], casting="unsafe")
         if self._distance is not None:
-            d, ds = self._distance().flat[0], self._distance_spec
+            d, ds = self._distance().min(), self._distance_spec  # to the nearest class (scale > 0)
             self.distance = (int(d) - ds.zero_point) * ds.scale if ds.quantized else float(d)
         return self.probs
 
