@@ -198,3 +198,15 @@ def output_spec(model_bytes: bytes, name: str) -> Any:
     it = _interpreter_class()[1](model_content=model_bytes)
     (detail,) = [o for o in it.get_output_details() if o["name"] == name]
     return _spec(detail)
+
+
+def loads_in_child(model_bytes: bytes, name: str) -> None:
+    """Build, allocate and invoke the model once in a child process on ai-edge-litert (the edge's own probe),
+    or raise ModelError: an int8 efficientnet-lite0 at 32 px with this output aborted inside its XNNPACK
+    delegate ("double free" on allocate_tensors; the same net at 150 px loads), so no variant is run in
+    process before a child has."""
+    import hashlib
+
+    from edgeclf.edge.runtime import find_runtime, probe_model
+
+    probe_model(model_bytes, hashlib.sha256(model_bytes).hexdigest(), find_runtime("ai-edge-litert"), name)

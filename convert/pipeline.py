@@ -17,7 +17,7 @@ import numpy as np
 
 from edgeclf.bundle import Manifest
 from edgeclf.contracts import BundleMetrics, Interval, Source
-from edgeclf.errors import UsageError
+from edgeclf.errors import ModelError, UsageError
 from edgeclf.progress import Progress
 from edgeclf.rundir import RunDir, RunInfo
 
@@ -25,7 +25,8 @@ from .calibrate import CalibrationData, fit_calibration, fit_feature_unknown
 from .data import RunData, calibration_sample, labels_of, load_images, resolve_run_data
 from .binary_output import DEFAULT_BINARY_OUTPUT, binary_head, check_binary_output, with_binary_output
 from .export import check_keras_file, convert_keras, load_keras
-from .features import DISTANCE_DESCRIPTION, fit_on_items, identify_outputs, output_spec as _output_spec, with_distance
+from .features import (DISTANCE_DESCRIPTION, fit_on_items, identify_outputs, loads_in_child, output_spec as _output_spec,
+                       with_distance)
 from .metadata import add_metadata, check_writer, model_info, with_fitted_temperature
 from .outdir import check_writable, locked
 from .plot import plot_variants
@@ -170,9 +171,16 @@ def _convert_size(run: RunDir, info: RunInfo, size: int, model_path: Path, data:
     for i, (kind, model_bytes) in enumerate(convert_keras(exported, size, kinds, representative, config.quiet)):
         name = variant_name(size, kind)
         raw, meta = model_bytes, model_info(info.labels, info.task, config.binary_output, spec, info.arch, name)
-        outputs = identify_outputs(model_bytes, exported, x_val[:8], config.quiet) if config.feature_distance else None
-        if outputs is not None:
-            meta = replace(meta, feature_output=DISTANCE_DESCRIPTION)
+        outputs = None
+        if config.feature_distance:
+            try:  # in a child first: a native abort must not take the converter down (docs/unknown.md)
+                loads_in_child(model_bytes, name)
+                outputs = identify_outputs(model_bytes, exported, x_val[:8], config.quiet)
+                meta = replace(meta, feature_output=DISTANCE_DESCRIPTION)
+            except ModelError as e:
+                log.warning("%s: converted without the feature-distance output (%s)", name, e)
+                ((_, model_bytes),) = convert_keras(model, size, (kind,), representative, config.quiet)
+                raw = model_bytes
         if config.metadata:  # before every check, so that the checks and the sha256 cover the file as written
             model_bytes = add_metadata(raw, meta)
         if progress:
