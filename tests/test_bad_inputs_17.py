@@ -41,7 +41,7 @@ def test_a_class_folder_linked_to_data_dir_or_another_class_is_refused(colors: P
     with pytest.raises(DataError, match=r"/x: is a link to .*(holds DATA_DIR itself|overlaps the class folder)"):
         find_classes(colors)
     out = tmp_path / "run"
-    line = _one_line(runner.invoke(app, ["train", str(colors), "--out", str(out), "--size", "32"]), 1)
+    line = _one_line(runner.invoke(app, ["train", "--arch", "edge", str(colors), "--out", str(out), "--size", "32"]), 1)
     assert f"{colors / 'x'}: is a link" in line and "remove the link" in line
     assert not out.exists()
 
@@ -57,14 +57,14 @@ def test_bad_group_pattern_is_refused_before_any_image_is_read(colors: Path, tmp
     with pytest.raises(UsageError, match=r"--group-pattern '\(' is not a valid regular expression"):
         TrainConfig(data_dir=str(colors), group_pattern="(")  # the config itself: no data has been looked at
     out = tmp_path / "run"
-    line = _one_line(runner.invoke(app, ["train", str(colors), "--group-pattern", "(", "--out", str(out)]), 2)
+    line = _one_line(runner.invoke(app, ["train", "--arch", "edge", str(colors), "--group-pattern", "(", "--out", str(out)]), 2)
     assert "--group-pattern '('" in line and not out.exists()
 
 
 def test_out_naming_a_file_says_so(colors: Path, tmp_path: Path) -> None:
     f = tmp_path / "notes.txt"
     f.write_text("mine")
-    line = _one_line(runner.invoke(app, ["train", str(colors), "--out", str(f)]), 2)
+    line = _one_line(runner.invoke(app, ["train", "--arch", "edge", str(colors), "--out", str(f)]), 2)
     assert f"--out {f}: is a file" in line and "--resume" not in line
     assert f.read_text() == "mine"
 

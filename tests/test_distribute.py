@@ -101,7 +101,7 @@ def colors(tmp_path_factory) -> Path:
 @pytest.mark.slow
 def test_mirrored_on_two_cpu_devices_matches_one_device(colors: Path, tmp_path: Path) -> None:
     """Same data, split, seed and global batch (8 = 8 x 1 replica = 4 x 2 replicas): held-out accuracy agrees."""
-    common = ["train", str(colors), "--size", "32", "--epochs", "4", "--no-augment", "--seed", "5"]
+    common = ["train", "--arch", "edge", str(colors), "--size", "32", "--epochs", "4", "--no-augment", "--seed", "5"]
     single, mirrored = tmp_path / "single", tmp_path / "mirrored"
     (rc1, out1), (rc2, out2) = _run_all([
         ([sys.executable, "-c", LOGICAL_CPUS, "1", *common, "--out", str(single), "--strategy", "default",
@@ -142,7 +142,7 @@ def _two_workers(args: list[str], tmp_path: Path, tag: str) -> tuple[list[tuple[
 @pytest.mark.slow
 def test_two_workers_train_an_epoch_and_only_the_chief_writes(colors: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
-    args = ["train", str(colors), "--out", str(out), "--strategy", "multi-worker", "--size", "32", "--epochs", "1",
+    args = ["train", "--arch", "edge", str(colors), "--out", str(out), "--strategy", "multi-worker", "--size", "32", "--epochs", "1",
             "--batch-size", "4", "--no-augment"]
     [(rc0, out0), (rc1, out1)], worker_tmp = _two_workers(args, tmp_path, "a")
     assert rc0 == 0, out0[-3000:]
@@ -176,7 +176,7 @@ def _read_state(path: Path) -> dict | None:
 def test_two_workers_killed_mid_run_resume_from_the_chiefs_backup(colors: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     epochs = 4
-    args = ["train", str(colors), "--out", str(out), "--strategy", "multi-worker", "--size", "32", "--epochs",
+    args = ["train", "--arch", "edge", str(colors), "--out", str(out), "--strategy", "multi-worker", "--size", "32", "--epochs",
             str(epochs), "--batch-size", "4", "--patience", "50", "--no-augment"]
     configs = _tf_configs(2)
     killed_tmp = tmp_path / "worker-tmp-killed"
@@ -245,7 +245,7 @@ def test_bad_tf_config_is_one_clear_line(colors: Path, tmp_path: Path, tf_config
                                          monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TF_CONFIG", raising=False)
     env = {"TF_CONFIG": tf_config} if tf_config is not None else {}
-    r = runner.invoke(app, ["train", str(colors), "--out", str(tmp_path / "run"), "--strategy", "multi-worker"],
+    r = runner.invoke(app, ["train", "--arch", "edge", str(colors), "--out", str(tmp_path / "run"), "--strategy", "multi-worker"],
                       env=env)
     errors = [ln for ln in r.output.splitlines() if ln.startswith("error:")]
     assert r.exit_code == 2 and len(errors) == 1, r.output

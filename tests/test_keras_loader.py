@@ -81,7 +81,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("loader")
     data = write_color_folders(root / "data", n_per_class=8, size=40)
     out = root / "run"
-    r = runner.invoke(app, ["-q", "train", str(data), "--out", str(out), "--size", str(SIZE), "--epochs", "1",
+    r = runner.invoke(app, ["-q", "train", "--arch", "edge", str(data), "--out", str(out), "--size", str(SIZE), "--epochs", "1",
                             "--batch-size", "8", "--no-augment"])
     assert r.exit_code == 0, r.output
     return out

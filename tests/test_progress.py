@@ -18,7 +18,7 @@ def test_train_reports_checking_and_every_step(tmp_path: Path) -> None:
     data = write_color_folders(tmp_path / "data", n_per_class=8, size=40)
     seen: list[tuple[str, int, int | None]] = []
     result = train(TrainConfig(data_dir=str(data), out=str(tmp_path / "run"), sizes=(32,), epochs=2, batch_size=4,
-                               augment=False), progress=lambda what, done, total: seen.append((what, done, total)))
+                               augment=False, arch="edge"), progress=lambda what, done, total: seen.append((what, done, total)))
     checking = [s for s in seen if s[0] == "checking images"]
     assert checking and checking[-1][1] == checking[-1][2] == 16  # every image, counted to the end
     for epoch in (1, 2):

@@ -21,7 +21,7 @@ SIZE, EPOCHS = 32, 3
 
 
 def _train(data: Path, out: Path) -> list[str]:
-    return [sys.executable, "-m", "edgeclf", "-q", "train", str(data), "--out", str(out), "--size", str(SIZE),
+    return [sys.executable, "-m", "edgeclf", "-q", "train", "--arch", "edge", str(data), "--out", str(out), "--size", str(SIZE),
             "--epochs", str(EPOCHS), "--batch-size", "8", "--patience", "50", "--seed", "5"]
 
 

@@ -21,7 +21,10 @@ FAST = ["--size", "32", "--epochs", "2", "--batch-size", "8", "--no-augment"]
 
 
 def _train(*args: str) -> "object":
-    return runner.invoke(app, ["train", *args])
+    # The pipeline's tests train the small from-scratch `edge` net: the default (EfficientNet-Lite0 with
+    # ImageNet weights) is trained by tests/test_backbones.py and tests/test_lite0.py.
+    pinned = [] if "--arch" in args or "--resume" in args else ["--arch", "edge"]
+    return runner.invoke(app, ["train", *pinned, *args])
 
 
 @pytest.fixture(scope="module")

@@ -46,7 +46,7 @@ def test_sigkill_mid_epoch_then_resume(tmp_path: Path) -> None:
     data = write_color_folders(tmp_path / "d", n_per_class=40, size=96)
     out = tmp_path / "run"
     size, epochs = 96, 6
-    cmd = [sys.executable, "-m", "edgeclf", "-q", "train", str(data), "--out", str(out), "--size", str(size),
+    cmd = [sys.executable, "-m", "edgeclf", "-q", "train", "--arch", "edge", str(data), "--out", str(out), "--size", str(size),
            "--epochs", str(epochs), "--batch-size", "4", "--patience", "50", "--no-augment", "--select", "accuracy"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     state_file = out / "state" / str(size) / "state.json"
@@ -88,7 +88,7 @@ def test_sigkill_mid_epoch_then_resume(tmp_path: Path) -> None:
 
 def test_absurd_lr_stops_with_a_clear_message(tmp_path: Path) -> None:
     data = write_color_folders(tmp_path / "d", n_per_class=9, size=32)
-    r = runner.invoke(app, ["train", str(data), "--out", str(tmp_path / "run"), "--size", "32", "--epochs", "3",
+    r = runner.invoke(app, ["train", "--arch", "edge", str(data), "--out", str(tmp_path / "run"), "--size", "32", "--epochs", "3",
                             "--lr", "1e30", "--no-augment"])
     assert r.exit_code == 1 and "Traceback" not in r.output
     err = [ln for ln in r.output.splitlines() if ln.startswith("error:")]
@@ -141,11 +141,11 @@ def test_divergence_after_a_good_epoch_keeps_the_good_model(tmp_path: Path) -> N
 def test_a_train_that_fails_before_training_leaves_no_run_directory(tmp_path: Path) -> None:
     few = write_color_folders(tmp_path / "few", n_per_class=6, size=32)  # 2 subjects a class: no 3-way split
     out = tmp_path / "run"
-    r = runner.invoke(app, ["train", str(few), "--out", str(out), "--size", "32", "--epochs", "1", "--no-augment"])
+    r = runner.invoke(app, ["train", "--arch", "edge", str(few), "--out", str(out), "--size", "32", "--epochs", "1", "--no-augment"])
     assert r.exit_code != 0 and "needs at least 3" in r.output and "Traceback" not in r.output
     assert not out.exists()  # --out can be used again, and there is nothing for --resume to repeat
     enough = write_color_folders(tmp_path / "enough", n_per_class=9, size=32)
-    r = runner.invoke(app, ["train", str(enough), "--out", str(out), "--size", "32", "--epochs", "1", "--no-augment"])
+    r = runner.invoke(app, ["train", "--arch", "edge", str(enough), "--out", str(out), "--size", "32", "--epochs", "1", "--no-augment"])
     assert r.exit_code == 0, r.output
 
 
@@ -154,7 +154,7 @@ def test_a_second_writer_of_one_run_is_refused(tmp_path: Path) -> None:
 
     data = write_color_folders(tmp_path / "d", n_per_class=9, size=32)
     out = tmp_path / "run"
-    r = runner.invoke(app, ["train", str(data), "--out", str(out), "--size", "32", "--epochs", "1", "--no-augment"])
+    r = runner.invoke(app, ["train", "--arch", "edge", str(data), "--out", str(out), "--size", "32", "--epochs", "1", "--no-augment"])
     assert r.exit_code == 0, r.output
     before = (out / "metrics.json").read_text()
     with exclusive(out, "holder"):  # another process's lock: a flock on its own open file

@@ -74,19 +74,19 @@ def test_precision_is_checked_and_auto_follows_the_measurements(monkeypatch: pyt
 
     with pytest.raises(UsageError, match=r"--precision 'half' is not known; expected one of auto, float32, bfloat16"):
         TrainConfig(data_dir="x", precision="half")
-    assert precision.resolve("float16", "edge", 150).policy == "mixed_float16"
+    assert precision.choose("float16", "edge", 150).policy == "mixed_float16"
     monkeypatch.setattr(precision, "_gpu", lambda: False)
     monkeypatch.setattr(precision, "BF16_MEASURED", {"seed": {150: True, 300: True}, "edge": {150: True, 300: False}})
     if precision.cpu_bf16():  # this machine: AVX-512 BF16
-        assert precision.resolve("auto", "seed", 224).policy == "mixed_bfloat16"
-        assert precision.resolve("auto", "edge", 160).policy == "mixed_bfloat16"
-        assert precision.resolve("auto", "edge", 280).policy == "float32"
-        assert "not measured" in precision.resolve("auto", "course", 150).why
+        assert precision.choose("auto", "seed", 224).policy == "mixed_bfloat16"
+        assert precision.choose("auto", "edge", 160).policy == "mixed_bfloat16"
+        assert precision.choose("auto", "edge", 280).policy == "float32"
+        assert "not measured" in precision.choose("auto", "course", 150).why
     monkeypatch.setattr(precision, "cpu_bf16", lambda: "")
-    assert precision.resolve("auto", "seed", 150) == precision.Precision(
+    assert precision.choose("auto", "seed", 150) == precision.Precision(
         "float32", "auto: this CPU has no bfloat16 instructions")
     monkeypatch.setattr(precision, "_gpu", lambda: True)  # no GPU here: the GPU branch's rule only
-    assert precision.resolve("auto", "seed", 150).policy == "mixed_float16"
+    assert precision.choose("auto", "seed", 150).policy == "mixed_float16"
 
 
 def test_cache_is_uint8_and_batch_augmentation_draws_per_image(colors: Path) -> None:

@@ -102,7 +102,7 @@ def _bad_loss(logs: dict[str, Any], keys: tuple[str, ...]) -> float | None:
     return None
 
 
-class Keeper:
+class EpochKeeper:
     """Builds the Keras callback for one size; `state` holds the progress after fit returns."""
 
     def __init__(self, *, size: int, state: SizeState, state_dir: Path, best_path: Path, history_path: Path,

@@ -18,12 +18,12 @@ from edgeclf.train.augment import AugmentSpec
 from edgeclf.train import recipe
 from edgeclf.train.archs import build_model, get_arch, transfer_weights
 from edgeclf.train.backbones import BACKBONES
-from edgeclf.train.callbacks import Best, Keeper, SizeState, precise_bn, read_state
+from edgeclf.train.callbacks import Best, EpochKeeper, SizeState, precise_bn, read_state
 from edgeclf.train.config import TrainConfig
 from edgeclf.train.distribute import fitting, input_plan
 from edgeclf.train.epoch_progress import epoch_progress
 from edgeclf.train.modelio import inference_view, load_keras
-from edgeclf.train.precision import float32_head, resolve, saved_as_float32, training_model
+from edgeclf.train.precision import choose as choose_precision, float32_head, saved_as_float32, training_model
 from edgeclf.train.recipe import Phase
 from edgeclf.train.report import classification_metrics
 from edgeclf.train.reseed import reseed_callback
@@ -158,7 +158,7 @@ def _build(job: SizeJob, state: SizeState, sdir: Path) -> Any:
         log.info("%d px: resuming after epoch %d from %s", job.size, state.epoch, sdir / state.backup)
         return model
     cfg = job.cfg
-    precision = resolve(cfg.precision, cfg.arch, job.size)
+    precision = choose_precision(cfg.precision, cfg.arch, job.size)
     log.info("%d px: computing in %s (%s); the saved model is float32", job.size, precision.policy, precision.why)
     with training_model(precision.policy):
         model = float32_head(build_model(cfg.arch, job.size, n, weights=None if job.warm_from else job.weights,
@@ -198,7 +198,7 @@ def train_size(job: SizeJob, strategy: Any, progress: Progress | None = None) ->
     with strategy.scope():
         model = _build(job, state, sdir)
     _check_space(job.run.path, model)
-    keeper = Keeper(size=size, state=state, state_dir=sdir, best_path=best_path,
+    keeper = EpochKeeper(size=size, state=state, state_dir=sdir, best_path=best_path,
                     history_path=job.run.path / f"history-{size}.csv",
                     inference_model=saved_as_float32(inference_view(model)),
                     patience=cfg.patience, epochs=epochs, n_train=len(job.train), log_epochs=not progress,

@@ -1,6 +1,6 @@
 """`--precision`: the dtype the model computes in while it trains; what is saved stays float32.
 
-    resolve(precision, arch, size)  -> Precision: the Keras policy and why it was chosen
+    choose(precision, arch, size)  -> Precision: the Keras policy and why it was chosen
     training_model(policy)          context in which `build_model` builds a model computing in `policy`
     saved_as_float32(model)         what the run saves: the same weights in a float32 model
 
@@ -71,7 +71,7 @@ def _bf16_faster(arch: str, size: int) -> bool | None:
     return measured[nearest]
 
 
-def resolve(precision: str, arch: str, size: int) -> Precision:
+def choose(precision: str, arch: str, size: int) -> Precision:
     """The policy `--precision` means for this net and input size on this machine."""
     if precision != "auto":
         return Precision(POLICIES[precision], f"--precision {precision}")

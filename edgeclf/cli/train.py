@@ -45,7 +45,7 @@ def train(
                                          "[default: last]"),
     arch: Optional[str] = typer.Option(None, "--arch", help="From scratch: seed, course, edge, edge-s or edge-sep; "
                                        "pretrained (docs/backbones.md): mobilenetv3-small, mobilenetv3-large, "
-                                       "mobilenetv2, efficientnet-lite0. [default: edge]"),
+                                       "mobilenetv2, efficientnet-lite0. [default: efficientnet-lite0, ImageNet weights]"),
     weights: Optional[str] = typer.Option(None, "--weights", help="Pretrained --arch: imagenet (downloaded once, or "
                                           "from the package for efficientnet-lite0), none (random), or a weights "
                                           "file. [default: imagenet]"),
