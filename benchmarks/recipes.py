@@ -30,6 +30,8 @@ CANDIDATES: dict[str, list[str]] = {
                                                          "--patience", "100"],
     "edge · camera aug + LS 0.1, last epoch": ["--arch", "edge", "--select", "last"],
     "edge · wide camera aug + LS 0.1, last epoch": ["--arch", "edge", "--select", "last", "--augment-policy", "wide"],
+    "efficientnet-lite0 · ImageNet, head 10 + top 3 blocks, camera aug + LS 0.1": [
+        "--arch", "efficientnet-lite0", "--weights", "imagenet", "--select", "last"],
 }
 
 
