@@ -36,13 +36,29 @@ class CalibrationData:
     x_val: np.ndarray
     y_val: np.ndarray
     x_generated: np.ndarray
+    # The validation images as a camera sees them (edgeclf.camsim, through the edge's preprocessing): the
+    # unknown thresholds count them as known, or a subject that fills half the frame reads as "unknown"
+    # (the demo's clip: 47 % of its frames, when the distance threshold was fitted on the stills alone).
+    x_val_camera: np.ndarray
 
     @classmethod
     def load(cls, data: RunData, spec: PreprocessSpec, seed: int = 0) -> "CalibrationData":
+        from edgeclf.camsim import CameraSim, frames
+        from edgeclf.edge.preprocess import Preprocessor
+
         x_val = load_images(data.val, spec)
         train_x = load_images(calibration_sample(data.train, N_PER_KIND, seed), spec)
         x_gen, _ = generated_nonclass(spec, train_x, N_PER_KIND, seed)
-        return cls(x_val, labels_of(data.val), x_gen)
+        pre = Preprocessor(spec)
+        sim = CameraSim(seed=seed + 104729)  # not the test figure's frames (seeded by the run's seed)
+        cams = [np.array(pre(f.frame), np.float32).reshape(x_val.shape[1:]) for f in frames(list(data.val), sim)]
+        x_cam = np.stack(cams) if cams else x_val[:0]
+        return cls(x_val, labels_of(data.val), x_gen, x_cam)
+
+    @property
+    def x_known(self) -> np.ndarray:
+        """What the unknown thresholds must let through: validation stills and their camera-like frames."""
+        return np.concatenate([self.x_val, self.x_val_camera]) if len(self.x_val_camera) else self.x_val
 
 
 def fit_calibration(model_bytes: bytes, n_classes: int, fit: CalibrationData, out_spec: TensorSpec,
@@ -55,7 +71,11 @@ def fit_calibration(model_bytes: bytes, n_classes: int, fit: CalibrationData, ou
     gen = class_probs(tflite_probs(model_bytes, fit.x_generated, quiet, probabilities)[0], n_classes)
     t = fit_temperature(val, fit.y_val, clip)
     val_c, gen_c = calibrate(val, t, clip), calibrate(gen, t, clip)
-    threshold = choose_unknown_threshold(top_score(val_c), top_score(gen_c), MAX_LOSS)
+    known_c = val_c
+    if len(fit.x_val_camera):
+        cam = class_probs(tflite_probs(model_bytes, fit.x_val_camera, quiet, probabilities)[0], n_classes)
+        known_c = np.concatenate([val_c, calibrate(cam, t, clip)])
+    threshold = choose_unknown_threshold(top_score(known_c), top_score(gen_c), MAX_LOSS)
     test: dict[str, float] = {}
     test_unknown = None
     if test_probs is not None and test_y is not None and len(test_y):
@@ -65,8 +85,8 @@ def fit_calibration(model_bytes: bytes, n_classes: int, fit: CalibrationData, ou
         test_unknown = round(float(np.mean(top_score(cal) < threshold)), 4)
     rule = UnknownRule(
         threshold=threshold, max_loss=MAX_LOSS,
-        fitted_on=f"validation split ({len(fit.y_val)} images) and {len(fit.x_generated)} generated non-class "
-                  f"images ({', '.join(KINDS)})",
+        fitted_on=f"validation split ({len(fit.y_val)} images, also as camera-like frames) and "
+                  f"{len(fit.x_generated)} generated non-class images ({', '.join(KINDS)})",
         validation_unknown=round(float(np.mean(top_score(val_c) < threshold)), 4),
         generated_unknown=round(float(np.mean(top_score(gen_c) < threshold)), 4), test_unknown=test_unknown)
     cal = Calibration(temperature=t, clip=clip, fitted_on=f"validation split ({len(fit.y_val)} images), this variant",
@@ -93,7 +113,7 @@ def fit_feature_unknown(model_bytes: bytes, fit: CalibrationData, probabilities:
                         out_spec: TensorSpec, test_x: np.ndarray | None = None, quiet: bool = True) -> UnknownRule:
     """The threshold on the feature-distance output: chosen as the margin's is (at most MAX_LOSS of validation
     above it, best separating the generated non-class images), on this variant's own outputs."""
-    val = _distances(model_bytes, fit.x_val, distance, quiet)
+    val = _distances(model_bytes, fit.x_known, distance, quiet)
     gen = _distances(model_bytes, fit.x_generated, distance, quiet)
     threshold = -choose_unknown_threshold(-val, -gen, MAX_LOSS)  # unknown above it: the same search, negated
     test = None
@@ -101,8 +121,8 @@ def fit_feature_unknown(model_bytes: bytes, fit: CalibrationData, probabilities:
         test = round(float(np.mean(_distances(model_bytes, test_x, distance, quiet) > threshold)), 4)
     rule = UnknownRule(
         threshold=threshold, score=FEATURE_DISTANCE, max_loss=MAX_LOSS,
-        fitted_on=f"validation split ({len(fit.y_val)} images) and {len(fit.x_generated)} generated non-class "
-                  f"images ({', '.join(KINDS)}); class means and covariance on the training split",
+        fitted_on=f"validation split ({len(fit.y_val)} images, also as camera-like frames) and "
+                  f"{len(fit.x_generated)} generated non-class images ({', '.join(KINDS)}); class means and covariance on the training split",
         validation_unknown=round(float(np.mean(val > threshold)), 4),
         generated_unknown=round(float(np.mean(gen > threshold)), 4), test_unknown=test,
         output=distance, probabilities_output=probabilities, output_dtype=out_spec.dtype,
