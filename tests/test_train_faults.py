@@ -100,12 +100,12 @@ def test_absurd_lr_stops_with_a_clear_message(tmp_path: Path) -> None:
 
 
 def test_divergence_after_a_good_epoch_keeps_the_good_model(tmp_path: Path) -> None:
-    """Real fit through the Keeper: epoch 1 is good, then the lr is made absurd; the epoch-1 model stays."""
+    """Real fit through the EpochKeeper: epoch 1 is good, then the lr is made absurd; the epoch-1 model stays."""
     import keras
 
     from edgeclf.preprocess import PreprocessSpec
     from edgeclf.train.archs import build_model
-    from edgeclf.train.callbacks import Keeper, SizeState
+    from edgeclf.train.callbacks import EpochKeeper, SizeState
     from edgeclf.train.modelio import inference_view
     from edgeclf.train.tfdata import eval_dataset, train_dataset
 
@@ -117,7 +117,7 @@ def test_divergence_after_a_good_epoch_keeps_the_good_model(tmp_path: Path) -> N
     model = build_model("edge", 32, 2)
     model.compile(keras.optimizers.RMSprop(1e-3), "binary_crossentropy", metrics=["accuracy"])
     best = tmp_path / "models" / "32.keras"
-    keeper = Keeper(size=32, state=SizeState(32), state_dir=tmp_path / "state", best_path=best,
+    keeper = EpochKeeper(size=32, state=SizeState(32), state_dir=tmp_path / "state", best_path=best,
                     history_path=tmp_path / "history.csv", inference_model=inference_view(model), patience=50,
                     epochs=4, n_train=len(files), log_epochs=False)
     (tmp_path / "state").mkdir()

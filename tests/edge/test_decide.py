@@ -53,8 +53,12 @@ def _classify_json(*args: str) -> list[dict]:
 
 def test_old_bundle_behaves_as_before(bundles, tmp_path: Path) -> None:
     """A schema-1 bundle (no calibration): raw probabilities, no "unknown", and --unknown auto says why."""
-    src = bundles.path("b32-int8")
-    assert json.loads((src / "manifest.json").read_text())["schema_version"] == 1
+    src = tmp_path / "old"  # the fixture as edgeclf 0.2 wrote it: schema 1, no calibration, no binary_output
+    shutil.copytree(bundles.path("b32-int8"), src)
+    m = json.loads((src / "manifest.json").read_text())
+    assert "calibration" not in m and m.get("binary_output") in (None, "sigmoid")
+    m = {k: v for k, v in m.items() if k not in ("binary_output", "samples")} | {"schema_version": 1}
+    (src / "manifest.json").write_text(json.dumps(m))
     clf = Classifier.load(src, threads=1)
     assert clf.calibration is None and clf.raw_probs is clf.probs
     rows = _classify_json(str(src), str(_images(bundles, tmp_path)))
