@@ -11,7 +11,6 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from prometheus_client import parser as prometheus_parser  # dev extra only: the Pi needs no client library
 
 from edgeclf.bundle import read_manifest
 from edgeclf.edge.events import EventWriter
@@ -30,7 +29,9 @@ def _scrape(url: str, token: str | None = TOKEN) -> tuple[int, str, dict[str, An
     try:
         with urllib.request.urlopen(req, timeout=10) as r:
             text = r.read().decode("utf-8")
-            return r.status, text, {f.name: f for f in prometheus_parser.text_string_to_metric_families(text)}
+            from prometheus_client import parser  # dev extra only (not in .venv-tflite; the Pi needs no client)
+
+            return r.status, text, {f.name: f for f in parser.text_string_to_metric_families(text)}
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode(), {}
 
@@ -99,5 +100,7 @@ def test_label_values_are_escaped_so_the_strict_parser_reads_them() -> None:
     e = Exposition()
     e.family("x_total", "counter", "Labels from a manifest.",
              [("", {"label": 'a "quoted"\\label\nwith a newline'}, 3)])
-    (fam,) = prometheus_parser.text_string_to_metric_families(e.text())
+    from prometheus_client import parser  # dev extra only
+
+    (fam,) = parser.text_string_to_metric_families(e.text())
     assert fam.samples[0].labels["label"] == 'a "quoted"\\label\nwith a newline' and fam.samples[0].value == 3
