@@ -18,11 +18,6 @@ def main() -> None:
 
     if not wants_verbose(sys.argv[1:]):
         filter_native_stderr()
-        import warnings
-
-        # Python warnings of the libraries under us (Keras' "The structure of `inputs` doesn't match", ...)
-        # are not for a user to act on either; -v shows them.
-        warnings.filterwarnings("ignore", module=r"(keras|tensorflow|tf_keras|absl|google|mediapipe)(\.|$)")
     from .lean import run
 
     run(sys.argv[1:])  # a plain `camera`/`classify` line runs (and exits) here, without pydantic (issue 14)

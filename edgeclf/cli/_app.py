@@ -10,6 +10,7 @@ import functools
 import logging
 import os
 import sys
+import warnings
 from typing import Any, Callable, Optional, TypeVar
 
 import typer
@@ -57,6 +58,8 @@ def _main(
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         # Its Python warnings too (AutoGraph's "could not transform ..." when $TMPDIR is full, deprecations).
         logging.getLogger("tensorflow").setLevel(logging.ERROR)
+        # And the Python warnings of the libraries under us (Keras' "The structure of `inputs` doesn't match").
+        warnings.filterwarnings("ignore", module=r"(keras|tensorflow|tf_keras|absl|google|mediapipe)(\.|$)")
 
 
 class _Settings:
