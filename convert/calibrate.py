@@ -21,7 +21,6 @@ from edgeclf.scores import calibrate, choose_unknown_threshold, clip_for, ece, f
 
 from .data import RunData, calibration_sample, labels_of, load_images
 from .nonclass import KINDS, generated_nonclass
-from .verify import tflite_probs
 
 log = logging.getLogger(__name__)
 
@@ -55,25 +54,54 @@ class CalibrationData:
         x_cam = np.stack(cams) if cams else x_val[:0]
         return cls(x_val, labels_of(data.val), x_gen, x_cam)
 
-    @property
-    def x_known(self) -> np.ndarray:
-        """What the unknown thresholds must let through: validation stills and their camera-like frames."""
-        return np.concatenate([self.x_val, self.x_val_camera]) if len(self.x_val_camera) else self.x_val
+
+@dataclass(frozen=True)
+class VariantOutputs:
+    """Every output of one converted variant on the calibration images (validation stills, their camera-like
+    frames, generated non-class images), by tensor name: run once, read by both fits."""
+
+    val: dict[str, np.ndarray]
+    camera: dict[str, np.ndarray]
+    generated: dict[str, np.ndarray]
+
+    @classmethod
+    def run(cls, model_bytes: bytes, fit: CalibrationData, quiet: bool = True) -> "VariantOutputs":
+        from edgeclf.native_output import quiet_native
+
+        from .verify import _interpreter_class, run_outputs
+
+        klass = _interpreter_class()[1]
+
+        def outs(x: np.ndarray) -> dict[str, np.ndarray]:
+            if not len(x):
+                return {}
+            return {name: values for name, (values, _) in run_outputs(klass, model_bytes, x)[0].items()}
+
+        with quiet_native(quiet):
+            return cls(outs(fit.x_val), outs(fit.x_val_camera), outs(fit.x_generated))
+
+    @staticmethod
+    def pick(got: dict[str, np.ndarray], name: str | None) -> np.ndarray:
+        """The output named `name`, or the only one."""
+        if name is None:
+            (only,) = got.values()
+            return only
+        return got[name]
 
 
-def fit_calibration(model_bytes: bytes, n_classes: int, fit: CalibrationData, out_spec: TensorSpec,
+def fit_calibration(runs: VariantOutputs, n_classes: int, fit: CalibrationData, out_spec: TensorSpec,
                     test_probs: np.ndarray | None = None, test_y: np.ndarray | None = None,
-                    quiet: bool = True, probabilities: str | None = None) -> Calibration:
+                    probabilities: str | None = None) -> Calibration:
     """Temperature on the validation split, the unknown threshold on validation + generated images
     (`probabilities`: that output's tensor name when the model has a second output)."""
     clip = clip_for(out_spec.quantized, out_spec.scale)
-    val = class_probs(tflite_probs(model_bytes, fit.x_val, quiet, probabilities)[0], n_classes)
-    gen = class_probs(tflite_probs(model_bytes, fit.x_generated, quiet, probabilities)[0], n_classes)
+    val = class_probs(runs.pick(runs.val, probabilities), n_classes)
+    gen = class_probs(runs.pick(runs.generated, probabilities), n_classes)
     t = fit_temperature(val, fit.y_val, clip)
     val_c, gen_c = calibrate(val, t, clip), calibrate(gen, t, clip)
     known_c = val_c
-    if len(fit.x_val_camera):
-        cam = class_probs(tflite_probs(model_bytes, fit.x_val_camera, quiet, probabilities)[0], n_classes)
+    if runs.camera:
+        cam = class_probs(runs.pick(runs.camera, probabilities), n_classes)
         known_c = np.concatenate([val_c, calibrate(cam, t, clip)])
     threshold = choose_unknown_threshold(top_score(known_c), top_score(gen_c), MAX_LOSS)
     test: dict[str, float] = {}
@@ -106,15 +134,22 @@ def _distances(model_bytes: bytes, x: np.ndarray, output: str, quiet: bool) -> n
 
     with quiet_native(quiet):
         outs, _ = run_outputs(_interpreter_class()[1], model_bytes, x)
-    return outs[output][0].min(axis=1).astype(np.float32).astype(np.float64)  # to the nearest class
+    return _nearest(outs[output][0])
 
 
-def fit_feature_unknown(model_bytes: bytes, fit: CalibrationData, probabilities: str, distance: str,
-                        out_spec: TensorSpec, test_x: np.ndarray | None = None, quiet: bool = True) -> UnknownRule:
+def _nearest(distances: np.ndarray) -> np.ndarray:
+    """Each image's distance to the nearest class, rounded to float32 as the edge holds it."""
+    return distances.min(axis=1).astype(np.float32).astype(np.float64)
+
+
+def fit_feature_unknown(model_bytes: bytes, runs: VariantOutputs, fit: CalibrationData, probabilities: str,
+                        distance: str, out_spec: TensorSpec, test_x: np.ndarray | None = None,
+                        quiet: bool = True) -> UnknownRule:
     """The threshold on the feature-distance output: chosen as the margin's is (at most MAX_LOSS of validation
     above it, best separating the generated non-class images), on this variant's own outputs."""
-    val = _distances(model_bytes, fit.x_known, distance, quiet)
-    gen = _distances(model_bytes, fit.x_generated, distance, quiet)
+    known = [runs.val[distance]] + ([runs.camera[distance]] if runs.camera else [])
+    val = _nearest(np.concatenate(known))
+    gen = _nearest(runs.generated[distance])
     threshold = -choose_unknown_threshold(-val, -gen, MAX_LOSS)  # unknown above it: the same search, negated
     test = None
     if test_x is not None and len(test_x):

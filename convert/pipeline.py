@@ -21,7 +21,7 @@ from edgeclf.errors import ModelError, UsageError
 from edgeclf.progress import Progress
 from edgeclf.rundir import RunDir, RunInfo
 
-from .calibrate import CalibrationData, fit_calibration, fit_feature_unknown
+from .calibrate import CalibrationData, VariantOutputs, fit_calibration, fit_feature_unknown
 from .data import RunData, calibration_sample, labels_of, load_images, resolve_run_data
 from .binary_output import DEFAULT_BINARY_OUTPUT, binary_head, check_binary_output, with_binary_output
 from .export import check_keras_file, convert_keras, load_keras
@@ -194,11 +194,12 @@ def _convert_size(run: RunDir, info: RunInfo, size: int, model_path: Path, data:
         result = VariantResult(size, kind, len(model_bytes), metrics, runtimes, status, in_spec, out_spec,
                                test=test.get("test", {}))
         if status != REJECTED:
-            cal = fit_calibration(model_bytes, len(info.labels), fit, out_spec, probs if data.test else None,
-                                  y_val if data.test else None, config.quiet, outputs[0] if outputs else None)
+            runs = VariantOutputs.run(model_bytes, fit, config.quiet)  # once, for both fits
+            cal = fit_calibration(runs, len(info.labels), fit, out_spec, probs if data.test else None,
+                                  y_val if data.test else None, outputs[0] if outputs else None)
             if outputs is not None:
                 cal = replace(cal, feature_unknown=fit_feature_unknown(
-                    model_bytes, fit, *outputs, _output_spec(model_bytes, outputs[1]),
+                    model_bytes, runs, fit, *outputs, _output_spec(model_bytes, outputs[1]),
                     x_val if data.test else None, config.quiet))
             if config.metadata and info.task == "binary":  # the fitted temperature goes into the metadata too
                 model_bytes = with_fitted_temperature(raw, meta, cal.temperature, x_val, probs, config.quiet,
