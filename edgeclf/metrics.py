@@ -7,11 +7,22 @@ Why groups: several images of one subject (renders of one horse, photos of one s
 trials. An interval that resamples images pretends 200 images are 200 subjects and comes out far too
 narrow; resampling whole subjects (the cluster bootstrap) gives the interval for *new subjects*, which is
 what a user meets. With no groups in the file names, every file is its own group.
+
+Why a floor under the bootstrap: with few clusters the percentile bootstrap under-covers, and when every
+test subject is right every replicate is right too, so it prints 1.000 [1.00, 1.00]: an interval that cannot
+contain the 0.97 a user then measures on new subjects. The printed interval is therefore the union of the
+bootstrap percentile interval and a Wilson score interval at an effective sample size over subjects (in the
+manner of Korn & Graubard's design-effect n): n_eff = p(1-p) / var(bootstrap replicates), clamped to
+[subjects, images], when 0 < p < 1 and the replicates vary; n_eff = the number of subjects (each subject one
+trial) when p is 0 or 1 or they do not. So 13 subjects, all right, print 1.000 [0.77, 1.00]. On simulated
+clustered data (15 subjects of 10-20 images, true p 0.95, spread between subjects) the union contains the
+truth in 92 % of 300 runs, the percentile interval alone in 87 % (tests/test_metrics.py).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from statistics import NormalDist
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -29,8 +40,9 @@ RELIABILITY_BINS = 10
 
 def bootstrap_interval(correct: Sequence[bool] | np.ndarray, groups: Sequence[str], labels: Sequence[int] | None = None,
                        n_boot: int = N_BOOT, level: float = LEVEL, seed: int = 0) -> Interval:
-    """Accuracy and its percentile interval from resampling groups with replacement (stratified by class
-    when `labels` are given, so every replicate keeps each class's share of groups)."""
+    """Accuracy and its interval: the percentile interval from resampling groups with replacement (stratified
+    by class when `labels` are given, so every replicate keeps each class's share of groups), widened to
+    cover the Wilson interval at the effective number of trials (`effective_n`; see the module docstring)."""
     c = np.asarray(correct, dtype=np.float64).reshape(-1)
     if len(c) != len(groups):
         raise ValueError(f"{len(c)} results but {len(groups)} group names")
@@ -55,6 +67,8 @@ def bootstrap_interval(correct: Sequence[bool] | np.ndarray, groups: Sequence[st
     alpha = (1.0 - level) / 2.0
     low, high = np.quantile(accs, [alpha, 1.0 - alpha])
     acc = float(c.mean())
+    w_low, w_high = wilson(acc, effective_n(acc, float(accs.var()), len(keys), len(c)), level)
+    low, high = min(float(low), w_low), max(float(high), w_high)
     note = ""
     if len(keys) < MIN_GROUPS:
         note = f"only {len(keys)} test groups; at least {MIN_GROUPS} are needed for a meaningful figure"
@@ -63,6 +77,23 @@ def bootstrap_interval(correct: Sequence[bool] | np.ndarray, groups: Sequence[st
                 f"{MIN_GROUPS_PER_CLASS} per class are needed")
     return Interval(round(acc, 4), round(float(low), 4), round(float(high), 4), int(len(c)), int(len(keys)),
                     not note, note)
+
+
+def effective_n(p: float, boot_var: float, n_groups: int, n_images: int) -> float:
+    """Trials the accuracy is worth: p(1-p) over the bootstrap variance, within [groups, images]; the number
+    of groups when that ratio says nothing (p is 0 or 1, or every replicate was the same)."""
+    if 0.0 < p < 1.0 and boot_var > 0.0:
+        return float(min(max(p * (1.0 - p) / boot_var, n_groups), max(n_images, n_groups)))
+    return float(n_groups)
+
+
+def wilson(p: float, n: float, level: float = LEVEL) -> tuple[float, float]:
+    """Wilson score interval of a proportion p over n trials (n may be fractional)."""
+    z = NormalDist().inv_cdf(0.5 + level / 2.0)
+    z2n = z * z / n
+    centre = (p + z2n / 2.0) / (1.0 + z2n)
+    half = z / (1.0 + z2n) * np.sqrt(p * (1.0 - p) / n + z2n / (4.0 * n))
+    return max(0.0, float(centre - half)), min(1.0, float(centre + half))
 
 
 def decide(probs: np.ndarray, n_classes: int | None = None) -> np.ndarray:
