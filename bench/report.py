@@ -49,6 +49,11 @@ class BenchRow:
     frames: int
     n_eval: int
     bundle: str
+    # The accuracy's 95 % interval over test subjects (`edgeclf.metrics.bootstrap_interval`); None = not measured
+    acc_low: float | None = None
+    acc_high: float | None = None
+    acc_groups: int | None = None
+    acc_enough: bool | None = None  # False: too few subjects for a meaningful figure (shown with a "?")
 
 
 COLUMNS = tuple(f.name for f in fields(BenchRow))
@@ -152,6 +157,20 @@ def _pct(v: float | None) -> str:
     return "—" if v is None else f"{100 * v:.1f}"
 
 
+ACC_HEADER = "acc [95 % interval] (n subjects)"
+FEW_SUBJECTS = "? = too few test subjects (or too few in a class) for a meaningful accuracy"
+
+
+def acc_cell(r: BenchRow) -> str:
+    """'0.969 [0.77, 1.00] (13)': the held-out accuracy, its interval over subjects, how many subjects."""
+    if r.accuracy is None:
+        return "—"
+    if r.acc_low is None or r.acc_high is None:
+        return f"{r.accuracy:.3f}"
+    mark = "?" if r.acc_enough is False else ""
+    return f"{r.accuracy:.3f}{mark} [{r.acc_low:.2f}, {r.acc_high:.2f}] ({r.acc_groups})"
+
+
 TABLE = (
     # header, how to show a row
     ("variant", lambda r: r.variant),
@@ -159,7 +178,7 @@ TABLE = (
     ("thr", lambda r: str(r.threads)),
     ("size KB", lambda r: _num(r.size_kb)),
     ("load ms", lambda r: _num(r.load_ms)),
-    ("acc %", lambda r: _pct(r.accuracy)),
+    (ACC_HEADER, acc_cell),
     ("agree %", lambda r: _pct(r.agreement) + ("*" if r.agreement_src == "manifest" else "")),
     ("p50 ms", lambda r: _num(r.p50_ms)),
     ("p95 ms", lambda r: _num(r.p95_ms)),
@@ -191,6 +210,8 @@ def header_lines(report: BenchReport) -> list[str]:
     if report.keras_accuracy:
         lines.append("Keras model accuracy: " + ", ".join(f"{100 * a:.1f} % @{s}" for s, a in
                                                            sorted(report.keras_accuracy.items())))
+    if any(r.acc_enough is False for r in report.rows):
+        lines.append(FEW_SUBJECTS)
     if any(r.agreement_src == "manifest" for r in report.rows):
         lines.append("* agreement recorded by `edgeclf convert` (not measured here: no TensorFlow, no Keras model "
                      "or --no-keras)")

@@ -151,6 +151,20 @@ def held_out(run: Path, data: Path | None = None, limit: int = 0) -> tuple[tuple
     return files, ""
 
 
+def held_out_groups(run: Path, files: Sequence[tuple[str, str]]) -> tuple[str, ...]:
+    """The subject of each held-out image, by the group pattern the run was trained with (as `convert`)."""
+    import json
+
+    from edgeclf.groups import DEFAULT_GROUP_PATTERN, groups_for
+    from edgeclf.rundir import CONFIG_FILE
+
+    try:
+        pattern = json.loads((run / CONFIG_FILE).read_text("utf-8")).get("group_pattern", DEFAULT_GROUP_PATTERN)
+    except (OSError, ValueError, AttributeError):
+        pattern = DEFAULT_GROUP_PATTERN
+    return tuple(groups_for([(f, 0) for f, _ in files], str(pattern))[0])
+
+
 def frame_files(source: Path | None, eval_files: Sequence[tuple[str, str]], count: int) -> tuple[str, ...]:
     """Real frames for the per-frame timing: --source (video or image folder), else held-out images."""
     if source is not None:
@@ -194,10 +208,17 @@ def _quant(name: str, m: Manifest) -> str:
     return m.source.quantization or name.rsplit("-", 1)[-1]
 
 
-def _row(d: Mapping[str, Any], m: Manifest, keras: Mapping[int, Sequence[str]]) -> BenchRow:
+def _row(d: Mapping[str, Any], m: Manifest, keras: Mapping[int, Sequence[str]],
+         held: Sequence[tuple[str, str]] = (), groups: Sequence[str] = ()) -> BenchRow:
     size = m.preprocess.height
     agree, src = None, ""
     decisions = [m.labels[i] for i in d["decisions"]]
+    iv = None
+    if d["accuracy"] is not None and groups and len(decisions) == len(held) == len(groups):
+        from edgeclf.metrics import bootstrap_interval
+
+        iv = bootstrap_interval([a == t for a, (_, t) in zip(decisions, held)], groups,
+                                [m.labels.index(t) for _, t in held])
     if size in keras and decisions and len(decisions) == len(keras[size]):
         agree, src = sum(a == b for a, b in zip(decisions, keras[size])) / len(decisions), "keras"
     elif m.metrics.agreement is not None:
@@ -212,7 +233,9 @@ def _row(d: Mapping[str, Any], m: Manifest, keras: Mapping[int, Sequence[str]]) 
         peak_rss_mb=d["peak_rss_mb"], first_frame_s=d["first_frame_s"],
         mmacs=macs / 1e6 if macs is not None else None,
         gmacs_per_s=macs / (p50 * 1e6) if macs and p50 else None,
-        spread_pct=d["spread_pct"], repeats=d["repeats"], frames=d["frames"], n_eval=d["n_eval"], bundle=d["bundle"])
+        spread_pct=d["spread_pct"], repeats=d["repeats"], frames=d["frames"], n_eval=d["n_eval"], bundle=d["bundle"],
+        acc_low=iv.low if iv else None, acc_high=iv.high if iv else None, acc_groups=iv.n_groups if iv else None,
+        acc_enough=iv.enough if iv else None)
 
 
 def run_bench(target: Path, cfg: BenchConfig = BenchConfig(), out: Path | None = None,
@@ -275,7 +298,8 @@ def run_bench(target: Path, cfg: BenchConfig = BenchConfig(), out: Path | None =
                                                      eval_files)
         if note:
             notes.append(note)
-    rows = tuple(_row(d, manifests[d["bundle"]], keras_dec) for d in raw)
+    groups = held_out_groups(tgt.run, eval_files) if tgt.run is not None and eval_files else ()
+    rows = tuple(_row(d, manifests[d["bundle"]], keras_dec, eval_files, groups) for d in raw)
     rows += tuple(_bad_row(b, why, name, versions.get(name, ""), t, job.frames)
                   for b, why in bad.items() for name, _ in plan for t in job.threads)
     if bad:

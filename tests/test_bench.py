@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from edgeclf.bundle import Manifest, TensorSpec, write_bundle
 from edgeclf.contracts import BundleMetrics, Source
 from edgeclf.cli import app
-from edgeclf.bench.report import COLUMNS
+from edgeclf.bench.report import ACC_HEADER, COLUMNS, FEW_SUBJECTS, BenchReport, BenchRow, to_markdown
 from edgeclf.preprocess import PreprocessSpec
 from edgeclf.rundir import RunDir, RunInfo, RunModel, Split
 
@@ -114,6 +114,9 @@ def test_bench_run_writes_table_csv_md_png(tiny_run: Path, tmp_path: Path) -> No
         size = (tiny_run / "bundles" / x["variant"] / "model.tflite").stat().st_size
         assert float(x["size_kb"]) == pytest.approx(size / 1024)
         assert int(x["n_eval"]) == 6 and 0.0 <= float(x["accuracy"]) <= 1.0
+        # the interval over the 2 held-out subjects (blue03, red03): it holds the figure, and says it is too few
+        assert float(x["acc_low"]) <= float(x["accuracy"]) <= float(x["acc_high"]) and float(x["acc_low"]) < 1.0
+        assert int(x["acc_groups"]) == 2 and x["acc_enough"] == "False"
         assert x["agreement_src"] == "keras" and float(x["agreement"]) >= 0.5  # the manifest's 0.5 is not used
         p50, p95 = float(x["p50_ms"]), float(x["p95_ms"])
         assert 0 < p50 <= p95 and float(x["e2e_p50_ms"]) > 0 and float(x["load_ms"]) > 0
@@ -126,9 +129,33 @@ def test_bench_run_writes_table_csv_md_png(tiny_run: Path, tmp_path: Path) -> No
     assert float(int8["size_kb"]) < next(float(x["size_kb"]) for x in rows if x["variant"] == "32-float32")
     md = (out / "bench.md").read_text()
     assert "| variant |" in md and "32-int8" in md and "cores" in md and "ai-edge-litert" in md
+    assert f"| {ACC_HEADER} |" in md and f"{float(int8['accuracy']):.3f}? [" in md and "] (2) |" in md
+    assert FEW_SUBJECTS in md
     report = json.loads((out / "bench.json").read_text())
     assert report["machine"]["cores"] >= 1 and report["machine"]["cpu"]
     assert set(report["keras_accuracy"]) == {str(SIZE)}
+
+
+def test_bench_table_shows_accuracy_interval_and_subjects() -> None:
+    """The accuracy column of 13 test subjects, all right: the interval the tool prints, not [1.00, 1.00]."""
+    from edgeclf.bench.run import held_out_groups
+    from edgeclf.metrics import bootstrap_interval
+
+    files = [(f"/d/human/h{i % 3}-{i}.png", "human") for i in range(45)] + \
+            [(f"/d/horse/x{i % 10}-{i}.png", "horse") for i in range(148)]
+    groups = held_out_groups(Path("/nonexistent-run"), files)  # no config.json: the default pattern
+    assert len(set(groups)) == 13
+    iv = bootstrap_interval([True] * len(files), groups, [0] * 45 + [1] * 148)
+    base = dict(variant="150-int8", size=150, quant="int8", runtime="ai-edge-litert", runtime_version="2",
+                threads=1, status="ok", size_kb=10.0, load_ms=1.0, accuracy=iv.accuracy, agreement=1.0,
+                agreement_src="keras", p50_ms=1.0, p95_ms=1.0, e2e_p50_ms=2.0, e2e_p95_ms=2.0, e2e_ratio=2.0,
+                peak_rss_mb=50.0, first_frame_s=0.5, mmacs=1.0, gmacs_per_s=1.0, spread_pct=1.0, repeats=1,
+                frames=1, n_eval=len(files), bundle="b")
+    rows = (BenchRow(**base, acc_low=iv.low, acc_high=iv.high, acc_groups=iv.n_groups, acc_enough=iv.enough),
+            BenchRow(**{**base, "variant": "300-int8", "accuracy": None, "n_eval": 0}))
+    md = to_markdown(BenchReport("run", {"cores": 2}, rows))
+    assert f"| {ACC_HEADER} |" in md and "| 1.000 [0.77, 1.00] (13) |" in md and FEW_SUBJECTS not in md
+    assert md.splitlines()[-1].split(" | ")[5] == "—"  # no accuracy measured: no interval either
 
 
 def test_bench_one_bundle_without_run_uses_manifest_agreement(tiny_run: Path, tmp_path: Path) -> None:
