@@ -8,7 +8,6 @@ the shadow run in their own threads (edge/mqtt.py, edge/shadow.py) and cannot st
 from __future__ import annotations
 
 import collections
-import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -39,7 +38,6 @@ class Integrations:
         self.info = _info(clf)
         self.mqtt = MqttPublisher(mqtt, emit, name=f"edgeclf {mqtt.prefix}") if mqtt is not None else None
         self.shadow = Shadow(shadow, shadow_every, emit) if shadow is not None else None
-        self._previous: str | None = None
         self._closed = False
 
     @classmethod
@@ -57,21 +55,18 @@ class Integrations:
         return self
 
     def frame(self, image: np.ndarray, probs: np.ndarray, label: str, score: float, smoothed: float, changed: bool,
-              seq: int, fps: float) -> None:
-        """After each frame's decision (the loop's thread)."""
+              seq: int, fps: float, *, report: bool, previous: str | None, unknown_by: str | None,
+              shown: bool) -> None:
+        """After each frame's decision (the loop's thread). `report`/`previous`/`shown` are the events filter's
+        verdict for this frame (--events-only/--events-ignore, edge/decide.py), which MQTT follows too."""
         self.labels[label] += 1
         if changed:
             self.changes += 1
         if self.shadow is not None:
             self.shadow.offer(image, self.clf.labels[int(np.argmax(probs))], seq)
         if self.mqtt is not None:
-            state = {"label": label, "score": round(score, 4), "smoothed": round(smoothed, 4), "frame": seq,
-                     "fps": round(fps, 2), "time": time.time()}
-            if changed:
-                self.mqtt.put("change", {**state, "previous": self._previous})
-            self.mqtt.state(state, changed, time.monotonic())
-        if changed:
-            self._previous = label
+            self.mqtt.frame(label, score, smoothed, seq, fps, report=report, previous=previous,
+                            unknown_by=unknown_by, shown=shown)
 
     def use(self, clf: Classifier) -> None:
         """A reloaded bundle is the main one now (SIGHUP/--watch): /metrics names it, the shadow compares with it."""

@@ -330,7 +330,9 @@ def _loop(clf: Classifier, feed: Any, ev: EventWriter, stats: RunStats, state: d
             previous = dec.label
         state.update(label=dec.label, score=round(score, 4), smoothed=round(dec.smoothed, 4), frame=cap.seq)
         if integ is not None:
-            integ.frame(cap.image, probs, dec.label, score, dec.smoothed, dec.changed, cap.seq, stats.fps_now)
+            integ.frame(cap.image, probs, dec.label, score, dec.smoothed, dec.changed, cap.seq, stats.fps_now,
+                        report=report, previous=reported, unknown_by=dec.unknown_by,
+                        shown=config.events_filter.reports(dec.label))
         t4 = clock()
         outputs.show(cap.image, dec.label, score, dec.smoothed, stats.fps_now, latency_ms)
         if hook is not None and cap.seq % 16 == 0:

@@ -2,8 +2,9 @@
 
 Topics under the URL's prefix (`mqtt://[user[:password]@]host[:port]/PREFIX`, `mqtts://` for TLS):
 `PREFIX/availability` (`online`/`offline`, retained; the broker's last will says `offline` when the
-process dies), `PREFIX/state` (retained JSON: label, score, smoothed, frame, fps; on every change and at
-most every `interval` seconds otherwise), `PREFIX/change` (JSON, one per label change) and
+process dies), `PREFIX/state` (retained JSON: label, score, smoothed, frame, fps, unknown_by when unknown;
+on every reported change and at most every `interval` seconds otherwise), `PREFIX/change` (JSON, one per
+label change the events filter reports, like the `change` event) and
 `PREFIX/summary` (retained JSON at exit). Home Assistant discovery configs go to
 `DISCOVERY/sensor/NODE_ID/{label,score}/config` (retained) so a sensor appears by itself.
 
@@ -257,11 +258,26 @@ class MqttPublisher:
             self.stats["queued"] = len(self._queue)
             self._cond.notify()
 
-    def state(self, state: dict[str, Any], changed: bool, now: float) -> None:
-        """The retained state on a change, else at most every `interval` seconds."""
-        if changed or (self.config.interval and now - self._last_state >= self.config.interval):
-            self._last_state = now
-            self.put("state", state, retain=True)
+    def frame(self, label: str, score: float, smoothed: float, seq: int, fps: float, *, report: bool,
+              previous: str | None, unknown_by: str | None = None, shown: bool = True,
+              now: float | None = None) -> None:
+        """One frame's answer, under the events filter (--events-only/--events-ignore, edge/decide.py): a
+        `change` message exactly when a `change` event is written (same `previous`); the retained state on
+        such a change, else at most every `interval` seconds while the label is one the filter shows
+        (`shown`), so an ignored label never reaches the state topic. `unknown_by` names the rule that said
+        unknown (margin, feature-distance), as in the events."""
+        now = time.monotonic() if now is None else now
+        periodic = shown and self.config.interval > 0 and now - self._last_state >= self.config.interval
+        if not (report or periodic):
+            return
+        state: dict[str, Any] = {"label": label, "score": round(score, 4), "smoothed": round(smoothed, 4),
+                                 "frame": seq, "fps": round(fps, 2), "time": time.time()}
+        if unknown_by is not None:
+            state["unknown_by"] = unknown_by
+        if report:
+            self.put("change", {**state, "previous": previous})
+        self._last_state = now
+        self.put("state", state, retain=True)
 
     def _send_loop(self) -> None:
         import paho.mqtt.client as mqtt
