@@ -6,11 +6,13 @@
 # 1. rsync BUNDLE_DIR into a temporary folder beside TARGET_DIR (same file system, so nothing half-copied
 #    is ever at TARGET_DIR);
 # 2. swap it in: the running bundle moves to TARGET_DIR.previous (kept: push that one back to undo), the
-#    new one is renamed to TARGET_DIR;
+#    new one is renamed to TARGET_DIR (under the lock the camera takes for its own renames);
 # 3. `edgeclf camera TARGET_DIR --watch` sees the new folder by itself; without --watch, --reload UNIT
 #    sends the service SIGHUP (`systemctl reload UNIT`) and --hup-pid PID signals a process directly.
 # The camera then verifies the new bundle (sha256, load, self-test), swaps it in between two frames and
-# rolls back to the previous one if it fails or answers "unknown" far more often (docs/updates.md).
+# rolls back to the previous one if it fails or answers "unknown" far more often (docs/updates.md). A
+# refused bundle is renamed to TARGET_DIR.rejected and TARGET_DIR.previous back to TARGET_DIR, so a
+# restart of the service runs the known-good bundle; its events say so (bundle_restored).
 #
 # A remote TARGET (host:/path) needs ssh and rsync on both ends; a local path needs rsync only.
 set -eu
@@ -68,10 +70,13 @@ on_target() {
 
 on_target 'mkdir -p "$1" && rm -rf "$2"' "$parent" "$incoming"
 rsync -a --checksum --delete "$src/" "${host:+$host:}$incoming/"
-# The swap: TARGET moves aside (kept as TARGET.previous), the complete copy takes its name.
+# The swap: TARGET moves aside (kept as TARGET.previous), the complete copy takes its name. It holds
+# .NAME.lock (flock, where installed), which the camera also takes while it writes TARGET.previous or
+# puts a refused bundle aside (edgeclf/edge/rollback.py): the two never interleave their renames.
 on_target 'set -e
+if command -v flock >/dev/null 2>&1; then exec 9>"$3"; flock -w 300 9; fi
 if [ -e "$1" ]; then rm -rf "$1.previous"; mv "$1" "$1.previous"; fi
-mv "$2" "$1"' "$path" "$incoming"
+mv "$2" "$1"' "$path" "$incoming" "$parent/.$name.lock"
 echo "pushed $src -> $dest (the previous bundle is $path.previous)"
 
 if [ -n "$unit" ]; then

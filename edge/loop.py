@@ -2,8 +2,8 @@
 
 Each frame is timed per stage (capture wait, preprocess, invoke, postprocess, output). Events are JSON
 lines: `start`, `change` (the stable label changed), `frame` (every N frames with --every), `source_error`,
-`reconnect_failed`, `reconnected`, `stall`, `skipped`, `serving`, the reload events (edge/reload.py) and
-`summary` last. SIGTERM and SIGINT stop the loop cleanly after the current frame; a second signal kills as
+`reconnect_failed`, `reconnected`, `stall`, `skipped`, `serving`, the reload events (edge/reload.py;
+`bundle_restored` at start, edge/rollback.py) and `summary` last. SIGTERM and SIGINT stop the loop cleanly after the current frame; a second signal kills as
 usual. SIGHUP reloads the bundle (verified, self-tested, swapped in between frames, rolled back if worse).
 """
 
@@ -31,6 +31,7 @@ from edgeclf.edge.mqtt import MqttConfig
 from edgeclf.edge.outputs import Outputs
 from edgeclf.edge.recording import SEGMENT_S, check_save_path
 from edgeclf.edge.postprocess import SmoothConfig, Smoother, top_k
+from edgeclf.edge import rollback
 from edgeclf.edge.reload import ReloadConfig, Reloader
 from edgeclf.edge.runtime import check_threads
 from edgeclf.edge.shadow import check_every as check_shadow_every, check_shadow
@@ -165,8 +166,11 @@ def run_camera(bundle: str | Path, config: CameraConfig, *, events: EventWriter 
 
     factory = source_factory or (lambda: make_source(config.source, size, on_skip, config.max_pixels))
     first = factory()  # a source that cannot exist is refused before the model loads
-    clf = classifier or Classifier.load(bundle, config.runtime, config.threads, config.crop, quiet=config.quiet_native)
-    _fits(clf, config)
+    restored = None  # a bundle the last run could not finish swapping, or one that cannot load (edge/rollback.py)
+    if classifier is None:
+        classifier, restored = rollback.start(bundle, lambda path: _fits(Classifier.load(
+            path, config.runtime, config.threads, config.crop, quiet=config.quiet_native), config))
+    clf = _fits(classifier, config)
     own_events = events is None
     ev = events or EventWriter(config.events, mode=config.events_mode)
     feed: FileFeed | LiveFeed
@@ -238,6 +242,8 @@ def run_camera(bundle: str | Path, config: CameraConfig, *, events: EventWriter 
                 temperature=clf.calibration.temperature if clf.calibration is not None else None,
                 unknown_below=config.smooth.unknown_threshold(clf.calibration),  # docs/unknown.md
                 unknown_above_distance=config.smooth.distance_threshold(clf.calibration))
+        if restored is not None:
+            ev.emit("bundle_restored", bundle=extra["bundle"], sha256=m.sha256, how="at start", why=restored)
         stats.started = time.monotonic()
         try:
             _loop(clf, feed, ev, stats, state, config, outputs, hook, stop, reason, keeper, integ, reloader)

@@ -12,6 +12,12 @@ frames that are not a class (uncertain/unknown) or not finite is more than `max_
 one showed over its last `trial_frames` frames, the loop swaps the old one back. Every step is an event:
 `reload_started`, `reload_failed` (stage and why; the running bundle stays), `reloaded`,
 `reload_confirmed` or `reload_rolled_back` (why).
+
+The disk follows (edge/rollback.py), in this thread, never the loop's: before a new bundle is handed over,
+`<bundle>.previous/` is made to hold the running one (`previous_kept`); after a failure or a rollback the
+refused folder becomes `<bundle>.rejected/` and the running bundle is put back at `<bundle>`
+(`bundle_restored`), so a restart runs the known-good bundle. A disk that cannot be written is an event
+(`bundle_disk_failed`), never a stop. One reload at a time: a new one waits for the trial to end.
 """
 
 from __future__ import annotations
@@ -26,7 +32,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from edgeclf.bundle import MANIFEST_FILE, MODEL_FILE, resolve_bundle_dir
+from edgeclf.bundle import MANIFEST_FILE, MODEL_FILE, Manifest, resolve_bundle_dir
+from edgeclf.edge import rollback
 from edgeclf.edge.model import Classifier
 from edgeclf.errors import BundleError, EdgeclfError, UsageError
 from edgeclf.samples import sample_bytes
@@ -93,7 +100,8 @@ class Reloader:
         self.current = current
         self._load = load
         self.emit = emit
-        self.stats: dict[str, Any] = {"reloaded": 0, "failed": 0, "rolled_back": 0, "sha256": current.manifest.sha256}
+        self.stats: dict[str, Any] = {"reloaded": 0, "failed": 0, "rolled_back": 0, "disk_failed": 0,
+                                      "sha256": current.manifest.sha256}
         self._wake = threading.Event()
         self._closing = threading.Event()
         self._trigger: str | None = None
@@ -103,6 +111,8 @@ class Reloader:
         self._trial: list[bool] = []
         self._baseline: collections.deque[bool] = collections.deque(maxlen=config.trial_frames)
         self._rollback: str | None = None
+        self._restore: tuple[Manifest, str] | None = None  # (refused bundle, why): the disk gets the running one back
+        self._files: dict[Classifier, rollback.SampleFiles | None] = {current: rollback.sample_files(current)}
         self._seen = _signature(self.path)
         self._thread = threading.Thread(target=self._run, name="edgeclf-reload", daemon=True)
         self._thread.start()
@@ -121,8 +131,8 @@ class Reloader:
             trigger = None
             if self._wake.is_set():
                 self._wake.clear()
-                trigger = self._trigger or "SIGHUP"
-                self._trigger = None
+                self._restore_after_rollback()
+                trigger, self._trigger = self._trigger, None
             elif self.config.watch:
                 sig = _signature(self.path)
                 if sig is not None and sig != self._seen:
@@ -136,25 +146,71 @@ class Reloader:
             self._prepare(trigger)
 
     def _prepare(self, trigger: str) -> None:
+        while self._previous is not None or self._ready is not None:  # a trial runs: the bundle to keep is not known
+            if self._closing.wait(0.05):
+                return
+            self._restore_after_rollback()
+        self._restore_after_rollback()
+        self._seen = seen = _signature(self.path)  # what this reload loads (it may have changed while waiting)
         self.emit("reload_started", trigger=trigger, bundle=str(self.path))
         stage = "verify and load"
         try:
             clf = self._load(self.path)
             stage = "self-test"
             note = self_test(clf)
+            files = rollback.sample_files(clf)
         except EdgeclfError as e:
-            self._fail(trigger, stage, str(e))
+            self._fail(trigger, stage, str(e), seen)
             return
         except Exception as e:  # noqa: BLE001 - whatever a bad bundle does, the running one stays
-            self._fail(trigger, stage, f"{type(e).__name__}: {' '.join(str(e).split())[:200]}")
+            self._fail(trigger, stage, f"{type(e).__name__}: {' '.join(str(e).split())[:200]}", seen)
             return
+        current = self.current
+        kept = self._files.get(current)
+        if clf.manifest != current.manifest:
+            self._disk("previous_kept", lambda: rollback.keep_previous(self.path, current, kept),
+                       sha256=current.manifest.sha256)
+        self._files = {current: kept, clf: files}  # the one running and the one to come
         with self._lock:
             self._ready = (clf, trigger, note)
 
-    def _fail(self, trigger: str, stage: str, why: str) -> None:
+    def _fail(self, trigger: str, stage: str, why: str, seen: tuple[Any, ...] | None) -> None:
         self.stats["failed"] += 1
         log.error("reload (%s): %s failed: %s; the running bundle stays", trigger, stage, why)
         self.emit("reload_failed", trigger=trigger, stage=stage, error=why, kept=self.current.manifest.sha256)
+        self._put_back(f"reload failed at {stage}", lambda: _signature(self.path) == seen)
+
+    def _restore_after_rollback(self) -> None:
+        """The loop rolled back: put the running bundle back on disk unless another one was pushed since."""
+        if self._restore is None:
+            return
+        refused, why = self._restore
+        self._restore = None
+        self._put_back(f"rolled back: {why}", lambda: rollback.disk_manifest(self.path) == refused)
+
+    def _put_back(self, why: str, refused: Callable[[], bool]) -> None:
+        """The running bundle back on disk, if what is there is still the refused one (checked under the lock)."""
+        current = self.current
+
+        def ours() -> None:  # our own renames are not a new bundle for --watch
+            self._seen = _signature(self.path)
+
+        self._disk("bundle_restored", lambda: rollback.put_back(self.path, current, self._files.get(current),
+                                                                refused, ours),
+                   sha256=current.manifest.sha256, rejected=str(rollback.rejected_of(self.path)), why=why)
+
+    def _disk(self, event: str, act: Callable[[], str | None], **fields: Any) -> None:
+        """One step of the disk's rollback (edge/rollback.py) as an event; a failure is an event too, not a stop."""
+        try:
+            how = act()
+        except (EdgeclfError, OSError) as e:
+            why = str(e) if isinstance(e, EdgeclfError) else f"{type(e).__name__}: {e}"
+            log.error("reload: %s: %s; a restart may run the bundle now in %s", event, why, self.path)
+            self.emit("bundle_disk_failed", step=event, error=why, bundle=str(self.path))
+            self.stats["disk_failed"] += 1
+            return
+        if how is not None:
+            self.emit(event, bundle=str(self.path), how=how, **fields)
 
     def between_frames(self) -> Classifier | None:
         """The classifier to use from this frame on when it changes (a new one, or the old one back)."""
@@ -165,8 +221,10 @@ class Reloader:
                       why=self._rollback)
             log.error("reload: rolled back to %s: %s", old.manifest.sha256[:12], self._rollback)
             self.stats["rolled_back"] += 1
+            self._restore = (new.manifest, self._rollback)
             self.current, self._previous, self._rollback, self._trial = old, None, None, []
             self.stats["sha256"] = old.manifest.sha256
+            self._wake.set()  # the reload thread puts `old` back on disk
             return old
         if self._ready is None or self._previous is not None:  # one trial at a time
             return None
@@ -206,3 +264,5 @@ class Reloader:
         self._closing.set()
         self._wake.set()
         self._thread.join(timeout=120)
+        if not self._thread.is_alive():
+            self._restore_after_rollback()  # a rollback in the last frames: the disk still gets it

@@ -129,14 +129,20 @@ def test_sighup_reloads_and_a_worse_bundle_is_rolled_back(bundles, long_clip: Pa
         assert len(on_trial) == 10 and set(on_trial) == {"unknown"}  # exactly the trial, by the new model only
         before = [e["label"] for e in _frames(ev[:i_new])]
         assert before and "unknown" not in before
-        ev = cam.wait(lambda ev: len(_frames(ev[i_back:])) >= 5)
+        ev = cam.wait(lambda ev: len(_frames(ev[i_back:])) >= 5 and _count("bundle_restored")(ev))
         assert "unknown" not in [e["label"] for e in _frames(ev[i_back:])]  # the good model again
+        # ... and on disk: the good one is back at `current`, the refused one at `current.rejected`.
+        assert load_bundle(live).manifest == load_bundle(good).manifest
+        assert load_bundle(live.with_name("current.rejected")).manifest == load_bundle(worse).manifest
+        assert not live.with_name("current.previous").exists()
         ev, err = cam.stop()
     finally:
         cam.kill()
     summary = ev[-1]
     assert summary["event"] == "summary" and summary["stopped"] == "SIGTERM"
-    assert summary["reload"] == {"reloaded": 2, "failed": 0, "rolled_back": 1, "sha256": good_sha}
+    assert summary["reload"] == {"reloaded": 2, "failed": 0, "rolled_back": 1, "disk_failed": 0, "sha256": good_sha}
+    kept = [e["how"] for e in ev if e["event"] == "previous_kept"]
+    assert kept == ["there already", "there already"]  # push-bundle.sh had renamed it there
     _check_every_frame_reported(ev)
     assert "Traceback" not in err
 
@@ -175,6 +181,11 @@ def test_watch_refuses_corrupt_and_untrue_bundles_then_takes_a_good_one(bundles,
         ev = cam.wait(_count("reload_failed", 3))
         assert "--events-only" in [e for e in ev if e["event"] == "reload_failed"][2]["error"]
         assert not any(e["event"] == "reloaded" for e in ev)
+        # Each refused bundle was put aside and the running one put back: a restart would run it.
+        ev = cam.wait(_count("bundle_restored", 3))
+        assert [e["why"] for e in ev if e["event"] == "bundle_restored"] == [
+            "reload failed at verify and load", "reload failed at self-test", "reload failed at verify and load"]
+        assert load_bundle(live).manifest.sha256 == first_sha and not live.with_name("current.previous").exists()
         _push(good, live)
         ev = cam.wait(_count("reload_confirmed"))
         done = next(e for e in ev if e["event"] == "reloaded")
@@ -185,6 +196,8 @@ def test_watch_refuses_corrupt_and_untrue_bundles_then_takes_a_good_one(bundles,
         cam.kill()
     assert ev[-1]["reload"]["reloaded"] == 1 and ev[-1]["reload"]["failed"] == 3
     assert ev[-1]["reload"]["rolled_back"] == 0
+    assert load_bundle(live.with_name("current.previous")).manifest.sha256 == first_sha
+    assert sum(e["event"] == "reload_started" for e in ev) == 4  # the restores were not taken for new bundles
     _check_every_frame_reported(ev)
     assert err.count("the running bundle stays") == 3
 
