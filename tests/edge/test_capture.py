@@ -84,17 +84,23 @@ def test_near_duplicates_and_rate_limit(bundles, clip_frames: list[np.ndarray], 
 def test_confident_frames_are_not_kept_and_random_sample_is(bundles, clip: Path, tmp_path: Path) -> None:
     bundle = bundles.path("b32-float32")
     out = _capture(bundle, clip, tmp_path / "none", "--capture-below", "0")
-    cap = _events(out.stdout)[-1]["capture"]
+    events = _events(out.stdout)
+    cap = events[-1]["capture"]
     assert out.returncode == 0 and cap["reasons"]["unknown"] == cap["reasons"]["low"] == 0
-    assert cap["kept"] == cap["reasons"]["flip"] <= 2  # horses -> humans: the clip's one flip (if both are seen)
+    # Only label flips are kept: at most one per change event from one label to another (how many the fixture
+    # model makes on this clip depends on its training; duplicates and a full queue can only lower the count).
+    flips = sum(1 for e in events if e["event"] == "change" and e.get("previous") not in (None, ""))
+    assert cap["kept"] == cap["reasons"]["flip"] <= flips and len(events) > 2
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     out = subprocess.run([sys.executable, "-m", "edgeclf", "camera", str(bundle), "--source", str(clip), "--capture",
                           str(tmp_path / "sample"), "--capture-below", "0", "--capture-interval", "0",
                           "--capture-sample", "0.000001"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
-    cap = _events(out.stdout)[-1]["capture"]
+    events = _events(out.stdout)
+    cap = events[-1]["capture"]
+    flips = sum(1 for e in events if e["event"] == "change" and e.get("previous") not in (None, ""))
     # Every frame is due for a sample; what the writer could not take in time is dropped (counted), not waited for.
     assert out.returncode == 0 and cap["reasons"]["sample"] + cap["reasons"]["flip"] == cap["kept"] >= 1, cap
-    assert cap["reasons"]["sample"] >= 1 and cap["reasons"]["flip"] <= 2
+    assert cap["reasons"]["sample"] >= 1 and cap["reasons"]["flip"] <= flips
     assert cap["kept"] + cap["duplicates"] + cap["dropped"] == 24
 
 
