@@ -251,3 +251,18 @@ def test_edge_frame_cost_script_runs_the_camera_loop(tiny_run: Path, tmp_path: P
         cam = b["camera_ms"]
         assert b["invoke_ms"] > 0 and cam["total"] > 0 and cam["invoke"] > 0 and cam["preprocess"] > 0
         assert b["ratio"] == pytest.approx(cam["total"] / b["invoke_ms"])
+
+
+def test_edge_frame_cost_features_are_paired_rounds(tiny_run: Path, tmp_path: Path) -> None:
+    res = _script("edge_frame_cost", "--run", str(tiny_run), "--bundle", "32-int8", "--frames", "6", "--repeats", "2",
+                  "--no-keras", "--features", "capture,watch", tmp=tmp_path)
+    feats = res["features"]["32-int8"]
+    assert list(feats) == ["capture", "watch"]
+    for f in feats.values():
+        for m in ("p50", "mean", "work"):
+            s = f[m]
+            assert s["n"] == 2 and s["min"] <= s["lo"] <= s["median"] <= s["hi"] <= s["max"]
+        assert f["verdict"].startswith("?")  # 2 rounds are too few for a verdict
+    r = subprocess.run([sys.executable, str(Path(__file__).parents[1] / "benchmarks" / "edge_frame_cost.py"),
+                        "--run", str(tiny_run), "--features", "capture,nope"], capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0 and "unknown nope" in r.stderr
