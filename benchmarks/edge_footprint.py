@@ -14,9 +14,12 @@ Goal (issue 6) for the default int8 @150 bundle: peak RSS <= 80 MB and first fra
 One untimed run of each first (file cache warm), then medians of --repeats.
 
 --camera-extras (issue 14): peak RSS of `edgeclf camera` on 30 held-out images, plain, with each of --mqtt (a
-local mosquitto), --serve, --shadow (the same bundle) and --capture alone, and with all four on, against a
-bare process: numpy + cv2 + ai-edge-litert, the same model, one invoke. Goal: everything on <= 1.1x the
-bare process.
+local mosquitto), --serve, --shadow (the same bundle), --capture, --watch and per-class --threshold with
+--events-ignore (unknown is on by default) alone, with all of them on, with all but --shadow (a second
+interpreter), with all of them under python -OO (no docstrings: what PYTHONOPTIMIZE=2 in a service gives), and
+with all of them after importing OpenSSL first (what edgeclf.cli.no_openssl saves); and
+`edgeclf classify` of one image; against a bare process: numpy + cv2 + ai-edge-litert, the same model, one
+invoke. Goal: everything on <= 1.1x the bare process.
 
     .venv/bin/python benchmarks/edge_footprint.py [--run RUN] [--repeats 5] [--camera-extras]
 """
@@ -48,6 +51,9 @@ it.set_tensor(inp["index"], x.astype(inp["dtype"]) if inp["dtype"] != np.float32
 it.invoke()
 print(it.get_tensor(it.get_output_details()[0]["index"]).ravel())
 """
+BARE = "bare: numpy + cv2 + ai-edge-litert, one invoke"
+WITH_OPENSSL = ("import runpy, ssl, hashlib, sys; sys.argv[0] = 'edgeclf'; "
+                "runpy.run_module('edgeclf', run_name='__main__', alter_sys=True)")
 KERAS_CHILD = r"""
 import os, sys, time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -153,6 +159,8 @@ def camera_extras(run: Path, names: list[str], images: list, repeats: int, env: 
     import shutil
     import tempfile
 
+    from edgeclf.bundle import read_manifest
+
     py = sys.executable
     tmp = tempfile.TemporaryDirectory()
     folder = Path(tmp.name) / "images"
@@ -165,20 +173,30 @@ def camera_extras(run: Path, names: list[str], images: list, repeats: int, env: 
         for n in names:
             b = run / "bundles" / n
             cam = [py, "-m", "edgeclf", "-q", "camera", str(b), "--source", str(folder), "--events", os.devnull]
+            labels = read_manifest(b).labels
             extras = {"--mqtt": [broker.url()], "--serve": ["127.0.0.1:0"], "--shadow": [str(b)],
-                      "--capture": [str(Path(tmp.name) / "cap")]}
+                      "--capture": [str(Path(tmp.name) / "cap")], "--watch": [],
+                      "--threshold": [f"{labels[0]}=0.8", "--threshold", f"{labels[-1]}=0.6", "--events-ignore",
+                                      "uncertain"]}
+            every = [x for opt, value in extras.items() for x in (opt, *value)]
+            no_shadow = [x for opt, value in extras.items() if opt != "--shadow" for x in (opt, *value)]
             cases = {
-                "bare: numpy + cv2 + ai-edge-litert, one invoke": [py, "-c", BARE_CHILD, str(b / "model.tflite"),
-                                                                   images[0][0]],
+                BARE: [py, "-c", BARE_CHILD, str(b / "model.tflite"), images[0][0]],
+                "edgeclf classify (one image)": [py, "-m", "edgeclf", "-q", "classify", str(b), images[0][0]],
                 "edgeclf camera": cam,
                 **{f"edgeclf camera {opt}": cam + [opt, *value] for opt, value in extras.items()},
-                "edgeclf camera, everything on": cam + [x for opt, value in extras.items() for x in (opt, *value)],
+                "edgeclf camera, everything on but --shadow": cam + no_shadow,
+                "edgeclf camera, everything on": cam + every,
+                "edgeclf camera, everything on, under python -OO (PYTHONOPTIMIZE=2)":
+                    [py, "-OO", *cam[1:], *every],
+                "edgeclf camera, everything on, OpenSSL imported first (edgeclf.cli.no_openssl undone)":
+                    [py, "-c", WITH_OPENSSL, *cam[3:], *every],
             }
             res = {k: measure(cmd, repeats, env) for k, cmd in cases.items()}
-            bare = res["bare: numpy + cv2 + ai-edge-litert, one invoke"]["peak_rss_mb"]
+            bare = res[BARE]["peak_rss_mb"]
             for k, r in res.items():
                 ratio = r["peak_rss_mb"] / bare
-                goal = c.goal(ratio <= EXTRAS_RSS_GOAL) if k.endswith("everything on") else ""
+                goal = c.goal(ratio <= EXTRAS_RSS_GOAL) if "everything on" in k else ""
                 rows.append([n, k, r["peak_rss_mb"], f"{ratio:.2f}×", goal])
             out[n] = res
     finally:
