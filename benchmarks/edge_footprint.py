@@ -185,6 +185,8 @@ def camera_extras(run: Path, names: list[str], images: list, repeats: int, env: 
                 "edgeclf classify (one image)": [py, "-m", "edgeclf", "-q", "classify", str(b), images[0][0]],
                 "edgeclf camera": cam,
                 **{f"edgeclf camera {opt}": cam + [opt, *value] for opt, value in extras.items()},
+                "edgeclf camera --mqtt --serve --shadow --capture (the four measured before)":
+                    cam + [x for opt in ("--mqtt", "--serve", "--shadow", "--capture") for x in (opt, *extras[opt])],
                 "edgeclf camera, everything on but --shadow": cam + no_shadow,
                 "edgeclf camera, everything on": cam + every,
                 "edgeclf camera, everything on, under python -OO (PYTHONOPTIMIZE=2)":
