@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import collections
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 from edgeclf import __version__
 from edgeclf.edge import metrics_text
 from edgeclf.edge.model import Classifier
-from edgeclf.edge.mqtt import MqttConfig, MqttPublisher
 from edgeclf.edge.shadow import Shadow, load_shadow
+
+if TYPE_CHECKING:  # edge/mqtt.py (socket, paho) is imported only with --mqtt
+    from edgeclf.edge.mqtt import MqttConfig, MqttPublisher
 
 
 def _unknown_label() -> str | None:
@@ -36,7 +38,11 @@ class Integrations:
         self.labels: collections.Counter[str] = collections.Counter()
         self.changes = 0
         self.info = _info(clf)
-        self.mqtt = MqttPublisher(mqtt, emit, name=f"edgeclf {mqtt.prefix}") if mqtt is not None else None
+        self.mqtt: MqttPublisher | None = None
+        if mqtt is not None:
+            from edgeclf.edge.mqtt import MqttPublisher
+
+            self.mqtt = MqttPublisher(mqtt, emit, name=f"edgeclf {mqtt.prefix}")
         self.shadow = Shadow(shadow, shadow_every, emit) if shadow is not None else None
         self._closed = False
 

@@ -27,7 +27,6 @@ from edgeclf.edge.events import EventWriter, OnChange, check_command
 from edgeclf.edge.integrations import Integrations
 from edgeclf.edge.keep import CaptureConfig, Keeper
 from edgeclf.edge.model import Classifier
-from edgeclf.edge.mqtt import MqttConfig
 from edgeclf.edge.outputs import Outputs
 from edgeclf.edge.recording import SEGMENT_S, check_save_path
 from edgeclf.edge.postprocess import SmoothConfig, Smoother, top_k
@@ -43,7 +42,8 @@ from edgeclf.imageio import DEFAULT_MAX_PIXELS
 from edgeclf.preprocess import CROP_MODES
 from edgeclf.safetext import redact
 
-if TYPE_CHECKING:  # imported when --serve is on (http.server pulls in email and ssl)
+if TYPE_CHECKING:  # imported when --serve (http.server, email) or --mqtt (socket, paho) is on
+    from edgeclf.edge.mqtt import MqttConfig
     from edgeclf.edge.serve import PreviewServer
 
 log = logging.getLogger(__name__)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, List, Optional
 
 import typer
 
@@ -183,7 +183,6 @@ def camera(
     from ..edge.keep import CaptureConfig
     from ..edge.loop import CameraConfig, run_camera
     from ..edge.reload import ReloadConfig
-    from ..edge.mqtt import MqttConfig
     from ..edge.decide import decide_options
     from ..edge.sources import quiet_opencv
     from ..edge.stats import format_summary
@@ -209,7 +208,7 @@ def camera(
         capture=None if capture is None else CaptureConfig(capture, capture_below, capture_interval, capture_sample,
                                                            capture_max_mb),
         reload=ReloadConfig(watch, watch_interval, trial_frames, max_unknown_rise),
-        mqtt=None if mqtt is None else MqttConfig.parse(
+        mqtt=None if mqtt is None else _mqtt_config(
             mqtt, ca=mqtt_ca, cert=mqtt_cert, key=mqtt_key, discovery=None if mqtt_discovery == "off" else mqtt_discovery,
             node_id=mqtt_node_id, interval=mqtt_interval),
         shadow=shadow, shadow_every=shadow_every)
@@ -226,3 +225,10 @@ def camera(
         typer.echo(f"error: --capture {capture}: capturing stopped ({kept['error']}); free space or pick a writable "
                    "folder", err=True)
         raise typer.Exit(1)
+
+
+def _mqtt_config(url: str, **options: Any) -> Any:
+    """--mqtt's MqttConfig; edge/mqtt.py (socket, and paho when it connects) is imported only with --mqtt."""
+    from ..edge.mqtt import MqttConfig
+
+    return MqttConfig.parse(url, **options)
