@@ -30,8 +30,15 @@ CANDIDATES: dict[str, list[str]] = {
                                                          "--patience", "100"],
     "edge · camera aug + LS 0.1, last epoch": ["--arch", "edge", "--select", "last"],
     "edge · wide camera aug + LS 0.1, last epoch": ["--arch", "edge", "--select", "last", "--augment-policy", "wide"],
-    "efficientnet-lite0 · ImageNet, head 10 + top 3 blocks, camera aug + LS 0.1": [
-        "--arch", "efficientnet-lite0", "--weights", "imagenet", "--select", "last"],
+    "efficientnet-lite0 · ImageNet, head 10 + top 3 blocks 20 (30 epochs), camera aug + LS 0.1": [
+        "--arch", "efficientnet-lite0", "--weights", "imagenet", "--select", "last", "--head-epochs", "10",
+        "--epochs", "30"],
+    "efficientnet-lite0 · head 5 + top 3 blocks 10 (15 epochs)": [
+        "--arch", "efficientnet-lite0", "--weights", "imagenet", "--select", "last", "--head-epochs", "5",
+        "--epochs", "15"],
+    "efficientnet-lite0 · head 3 + top 3 blocks 7 (10 epochs)": [
+        "--arch", "efficientnet-lite0", "--weights", "imagenet", "--select", "last", "--head-epochs", "3",
+        "--epochs", "10"],
 }
 
 
@@ -73,7 +80,8 @@ def main() -> None:
     ap.add_argument("data")
     ap.add_argument("--k", type=int, default=3)
     ap.add_argument("--size", type=int, default=150)
-    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--epochs", type=int, default=None, help="for every candidate (default: each one's own or "
+                    "edgeclf's default)")
     ap.add_argument("--only", action="append", default=[], help="substring of a candidate's name; repeatable")
     ap.add_argument("--out", default="runs/recipes")
     a = ap.parse_args()
@@ -90,7 +98,7 @@ def main() -> None:
 
                 shutil.rmtree(run)
             cmd = [sys.executable, "-m", "edgeclf", "-q", "train", a.data, "--cv", str(a.k), "--size", str(a.size),
-                   "--epochs", str(a.epochs), "--out", str(run), *opts]
+                   "--out", str(run), *(["--epochs", str(a.epochs)] if a.epochs else []), *opts]
             print("$", " ".join(cmd), flush=True)
             t0 = time.perf_counter()
             subprocess.run(cmd, check=True)

@@ -21,6 +21,12 @@ DEFAULT_SIZES = (300, 150)
 SCHEDULES = ("cosine", "constant")
 AUGMENT_POLICIES = ("camera", "wide", "mild")
 SELECT = ("accuracy", "loss", "last")
+# Epochs when --epochs / --warm-epochs / --head-epochs are not given. A pretrained backbone needs half the
+# epochs of a net trained from scratch: chosen by group 3-fold CV at 150 (docs/training.md#recipe), where
+# 5 head + 10 fine-tuning epochs matched 10 + 20 at half the time.
+DEFAULT_EPOCHS = {"pretrained": 15, "scratch": 30}  # most epochs per size
+DEFAULT_WARM_EPOCHS = {"pretrained": 5, "scratch": 10}  # a size warm-started from the smaller size's model
+DEFAULT_HEAD_EPOCHS = 5  # pretrained: epochs with the backbone frozen before its top blocks train too
 
 
 def _same_dir(a: str, b: str) -> bool:
@@ -49,7 +55,7 @@ class TrainConfig:
     sizes: tuple[int, ...] = DEFAULT_SIZES
     lr: float = 1e-3
     schedule: str = "cosine"  # learning rate: cosine decay from --lr to 0 over the epochs, or constant
-    epochs: int = 30
+    epochs: int | None = None  # None: DEFAULT_EPOCHS for the arch's kind (normalized, recorded)
     batch_size: int = 32
     seed: int = 1337
     patience: int = 8
@@ -57,7 +63,7 @@ class TrainConfig:
     strategy: str = "auto"
     deterministic: bool = True  # tf op determinism: same seed -> same metrics
     warm_start: bool = True  # size-agnostic archs: start each larger size from the smaller size's best weights
-    warm_epochs: int = 10  # epochs for a warm-started size (it starts from a trained model)
+    warm_epochs: int | None = None  # a warm-started size (it starts from a trained model); None: DEFAULT_WARM_EPOCHS
     label_smoothing: float = 0.1  # targets 0.05/0.95: less over-confident scores on subjects never seen
     weight_decay: float = 0.0  # decoupled weight decay of the optimizer
     # Which validation figure keeps an epoch (and stops early). "last", the schedule's final weights, won the
@@ -67,7 +73,7 @@ class TrainConfig:
     # Pretrained --arch (edgeclf.train.backbones; the recipe is edgeclf.train.recipe). weights: imagenet, none
     # or a weights file; None becomes imagenet for a pretrained --arch and none for the others.
     weights: str | None = None
-    head_epochs: int = 10  # epochs with the backbone frozen, only the new head training, at --lr
+    head_epochs: int = DEFAULT_HEAD_EPOCHS  # epochs with the backbone frozen, only the new head training, at --lr
     fine_tune_blocks: int = 3  # then the top blocks of the backbone train too (0: never), at fine_tune_lr
     fine_tune_lr: float = 1e-5  # Keras' transfer-learning guide's fine-tuning rate
     precision: str = "auto"  # what the model computes in while training (train/precision.py); saved float32
@@ -78,6 +84,11 @@ class TrainConfig:
         pretrained = ARCHS[self.arch].pretrained
         if self.weights is None:
             object.__setattr__(self, "weights", "imagenet" if pretrained else "none")  # normalized once, recorded
+        kind = "pretrained" if pretrained and self.weights != "none" else "scratch"
+        if self.epochs is None:
+            object.__setattr__(self, "epochs", DEFAULT_EPOCHS[kind])
+        if self.warm_epochs is None:
+            object.__setattr__(self, "warm_epochs", DEFAULT_WARM_EPOCHS[kind])
         if not pretrained and self.weights != "none":
             names = ", ".join(a.name for a in ARCHS.values() if a.pretrained)
             raise UsageError(f"--weights {self.weights}: --arch {self.arch} trains from scratch; --weights applies to "

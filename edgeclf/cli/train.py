@@ -50,7 +50,7 @@ def train(
                                           "from the package for efficientnet-lite0), none (random), or a weights "
                                           "file. [default: imagenet]"),
     head_epochs: Optional[int] = typer.Option(None, "--head-epochs", help="Pretrained --arch: epochs training only "
-                                              "the new head, backbone frozen, at --lr. [default: 10]"),
+                                              "the new head, backbone frozen, at --lr. [default: 5]"),
     fine_tune_blocks: Optional[int] = typer.Option(None, "--fine-tune-blocks", help="Pretrained --arch: then the top "
                                                    "N blocks train too (0: head only). [default: 3]"),
     fine_tune_lr: Optional[float] = typer.Option(None, "--fine-tune-lr", help="Pretrained --arch: learning rate of "
@@ -63,7 +63,7 @@ def train(
     lr: Optional[float] = typer.Option(None, "--lr", help="RMSprop learning rate. [default: 0.001]"),
     schedule: Optional[str] = typer.Option(None, "--schedule", help="cosine (decay from --lr to 0 over the epochs) "
                                            "or constant. [default: cosine]"),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help="Most epochs per size. [default: 30]"),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Most epochs per size. [default: 15 for a pretrained --arch, 30 from scratch]"),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Images per replica per step; the global "
                                              "batch is this x replicas. [default: 32]"),
     seed: Optional[int] = typer.Option(None, "--seed", help="Same seed, same data: same metrics. [default: 1337]"),
@@ -74,7 +74,7 @@ def train(
                                              help="Refuse images larger than this (decompression bombs). [default: 50M]"),
     warm_start: Optional[bool] = typer.Option(None, "--warm-start/--no-warm-start", help="GAP archs: start each "
                                               "larger size from the smaller size's best model. [default: on]"),
-    warm_epochs: Optional[int] = typer.Option(None, "--warm-epochs", help="Epochs for a warm-started size. [default: 10]"),
+    warm_epochs: Optional[int] = typer.Option(None, "--warm-epochs", help="Epochs for a warm-started size. [default: 5 for a pretrained --arch, 10 from scratch]"),
     strategy: Optional[str] = typer.Option(None, "--strategy", help="tf.distribute strategy: auto (mirrored when several "
                                            "GPUs are visible, else default), default (one device), mirrored (all local "
                                            "GPUs, or CPU devices) or multi-worker (machines listed in TF_CONFIG). "
