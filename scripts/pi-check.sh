@@ -4,9 +4,12 @@
 #
 #   scripts/pi-check.sh [arm64] [armhf]        (default: both)
 #
-# arm64: python3 -m venv, `pip install '.[edge]'` (ai-edge-litert, numpy 2, opencv-python-headless wheels).
+# arm64: python3 -m venv, `pip install '.[edge,mqtt]'` (ai-edge-litert, numpy 2, opencv-python-headless, paho-mqtt).
 # armhf: numpy and OpenCV from apt (python3-numpy, python3-opencv: PyPI has no armv7 wheels for them), a venv
-#        with --system-site-packages, `pip install '.[tflite-runtime-system]'` (tflite-runtime 2.14, no OpenCV).
+#        with --system-site-packages, `pip install '.[tflite-runtime-system,mqtt]'` (tflite-runtime 2.14, paho-mqtt).
+# Both: Debian's mosquitto from apt (the broker the --mqtt tests start on a free port; its service is not
+# enabled here), and prometheus-client with pytest as a test tool (the /metrics test parses with it; a Pi
+# serving /metrics needs no client library).
 # In each: the edge suite (pytest tests/edge) on bundles made on this desktop, `edgeclf info --check`,
 # `classify` and `camera --source clip.mp4` with answers compared to the desktop's, each bundle's manifest
 # verdict for the userland's interpreter against a real load there; in arm64 also the systemd unit.
@@ -21,7 +24,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
-RECIPE=1   # bump to rebuild every cached userland
+RECIPE=2   # bump to rebuild every cached userland
 SUITE=bookworm
 MIRROR=${EDGECLF_PI_MIRROR:-http://deb.debian.org/debian}
 CACHE=${EDGECLF_PI_CACHE:-/var/cache/edgeclf-pi}
@@ -39,7 +42,7 @@ while [ $# -gt 0 ]; do
   case $1 in
     arm64|armhf) ARCHES+=("$1") ;;
     --bundles) BUNDLES=$2; shift ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
     *) die "unknown argument $1; expected arm64, armhf or --bundles DIR" ;;
   esac
   shift
@@ -48,17 +51,17 @@ done
 
 declare -A QEMU=([arm64]=aarch64 [armhf]=arm)
 declare -A APT=(
-  [arm64]="python3,python3-venv,python3-pip,ca-certificates,systemd"
-  [armhf]="python3,python3-venv,python3-pip,ca-certificates,python3-numpy,python3-opencv"
+  [arm64]="python3,python3-venv,python3-pip,ca-certificates,openssl,mosquitto,systemd"
+  [armhf]="python3,python3-venv,python3-pip,ca-certificates,openssl,mosquitto,python3-numpy,python3-opencv"
 )
-declare -A EXTRA=([arm64]=edge [armhf]=tflite-runtime-system)
+declare -A EXTRA=([arm64]=edge,mqtt [armhf]=tflite-runtime-system,mqtt)
 # The CPU qemu emulates: a Pi 4's (Cortex-A72) and a Pi 2's (Cortex-A7), not qemu's default "max", whose
 # extra features no Pi has (with them XNNPACK's int8 kernels gave wrong answers under qemu 7.2).
 declare -A CPU=([arm64]=${EDGECLF_PI_CPU:-cortex-a72} [armhf]=${EDGECLF_PI_CPU:-cortex-a7})
 declare -A VENV_FLAGS=([arm64]="" [armhf]="--system-site-packages")
 # The interpreter each userland uses and the manifest's key for its verdict.
 declare -A RUNTIME=([arm64]=ai-edge-litert [armhf]=tflite-runtime-2.14)
-PIP_TOOLS="pytest>=8 setuptools>=77 wheel"
+PIP_TOOLS="pytest>=8 prometheus-client>=0.20 setuptools>=77 wheel"
 
 # ---- can this machine run foreign binaries? --------------------------------------------------------------
 [ "$(id -u)" = 0 ] || skip "needs root (debootstrap, chroot, binfmt_misc); run it as root"
@@ -88,7 +91,9 @@ done
 # in_root ROOT CMD...: /proc, /dev, resolv.conf, the host's CA bundle and the shared data set (read-only)
 # are mounted in a namespace of their own, so they vanish with it; the cache never holds a live mount.
 # /sys holds only the CPU list the interpreters' cpuinfo reads: the host's sysfs describes x86 CPUs (with it
-# ai-edge-litert 2.3.0 crashed), and without one cpuinfo prints errors on every start.
+# ai-edge-litert 2.3.0 crashed), and without one cpuinfo prints errors on every start. The root is bound
+# onto itself first so that it is a mount point: tests that make a mount namespace of their own (a read-only
+# tmpfs in test_save_recording) need `/` to be one, or unshare fails with EINVAL and the test skips.
 in_root() {
   local root=$1 base; shift
   base=${root##*/}; base=${base#.build-}
@@ -100,6 +105,7 @@ in_root() {
   done
   unshare --mount --propagation private -- /bin/bash -euc '
     r=$1 shared=$2 ca=$3; shift 3
+    mount --bind "$r" "$r"
     mount -t proc proc "$r/proc"
     mount -t tmpfs -o size=1m sys "$r/sys"; mkdir -p "$r/sys/devices/system/cpu"
     echo "0-$(( $(nproc) - 1 ))" | tee "$r/sys/devices/system/cpu/possible" >"$r/sys/devices/system/cpu/present"
@@ -157,6 +163,9 @@ build() {
     /opt/edgeclf/bin/pip uninstall --quiet --yes edgeclf   # the checkout is installed per run
   " || die "$arch: pip install '.[${EXTRA[$arch]}]' in the userland failed"
   rm -rf "$tmp/root/edgeclf-build" "$tmp/var/cache/apt/archives/"*.deb "$tmp/.debootstrap-done"
+  # mosquitto is for the tests, which start their own on free ports: its service would listen on the host's
+  # port 1883 when systemd boots the arm64 userland (systemd-nspawn shares the host's network).
+  rm -f "$tmp"/etc/systemd/system/multi-user.target.wants/mosquitto.service
   in_root "$tmp" /opt/edgeclf/bin/pip freeze --all >"$tmp/opt/edgeclf-freeze.txt"
   in_root "$tmp" dpkg-query -W -f '${Package} ${Version}\n' >"$tmp/opt/edgeclf-dpkg.txt"
   date -u +%FT%TZ >"$tmp/opt/edgeclf-built"
@@ -416,8 +425,8 @@ check_arch() {
     in_root "$root" python -c "$VARIANT_VERDICTS" /srv/variants || die "armhf: a tflite-runtime 2.14 verdict is wrong"
   fi
   if [ "$arch" = arm64 ]; then check_systemd "$root"; fi
-  say "$arch: versions: $(grep -iE '^(numpy|opencv-python-headless|ai-edge-litert|tflite-runtime|pytest)==' \
-    "$root/opt/edgeclf-freeze.txt" | tr '\n' ' ')$(grep -E '^(python3|python3-numpy|python3-opencv) ' \
+  say "$arch: versions: $(grep -iE '^(numpy|opencv-python-headless|ai-edge-litert|tflite-runtime|paho-mqtt|prometheus[-_]client|pytest)==' \
+    "$root/opt/edgeclf-freeze.txt" | tr '\n' ' ')$(grep -E '^(python3|python3-numpy|python3-opencv|mosquitto) ' \
     "$root/opt/edgeclf-dpkg.txt" | tr '\n' ' ')"
   say "$arch: passed in $(( $(date +%s) - t0 )) s"
   exec {lock}>&-
