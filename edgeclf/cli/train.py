@@ -50,7 +50,7 @@ def train(
                                           "from the package for efficientnet-lite0), none (random), or a weights "
                                           "file. [default: imagenet]"),
     head_epochs: Optional[int] = typer.Option(None, "--head-epochs", help="Pretrained --arch: epochs training only "
-                                              "the new head, backbone frozen, at --lr. [default: 5]"),
+                                              "the new head, backbone frozen, at --lr. [default: 10]"),
     fine_tune_blocks: Optional[int] = typer.Option(None, "--fine-tune-blocks", help="Pretrained --arch: then the top "
                                                    "N blocks train too (0: head only). [default: 3]"),
     fine_tune_lr: Optional[float] = typer.Option(None, "--fine-tune-lr", help="Pretrained --arch: learning rate of "
@@ -63,7 +63,7 @@ def train(
     lr: Optional[float] = typer.Option(None, "--lr", help="RMSprop learning rate. [default: 0.001]"),
     schedule: Optional[str] = typer.Option(None, "--schedule", help="cosine (decay from --lr to 0 over the epochs) "
                                            "or constant. [default: cosine]"),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help="Most epochs per size. [default: 15 for a pretrained --arch, 30 from scratch]"),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Most epochs per size. [default: 30]"),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Images per replica per step; the global "
                                              "batch is this x replicas. [default: 32]"),
     seed: Optional[int] = typer.Option(None, "--seed", help="Same seed, same data: same metrics. [default: 1337]"),
