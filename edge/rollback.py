@@ -86,7 +86,7 @@ def _holds(path: Path, manifest: Manifest) -> bool:
 
 def keep_previous(path: Path, clf: Classifier, files: SampleFiles | None) -> str:
     """Make `<path>.previous/` hold `clf`'s bundle, the one about to be replaced. Returns how."""
-    with locked(path):
+    with swap_lock(path):
         return _keep(path, clf, files)
 
 
@@ -109,7 +109,7 @@ def put_back(path: Path, clf: Classifier, files: SampleFiles | None, refused: Ca
     or None when nothing was to be done: `path` holds `clf`'s bundle, or `refused()` says that what is there
     now is not the refused bundle (another one was pushed since: it is tried next, not thrown away).
     `then` runs after the swap, still under the lock (the reload notes the folder as its own)."""
-    with locked(path):
+    with swap_lock(path):
         if disk_manifest(path) == clf.manifest or not refused():
             return None
         how = _keep(path, clf, files)
@@ -119,7 +119,7 @@ def put_back(path: Path, clf: Classifier, files: SampleFiles | None, refused: Ca
 
 
 @contextlib.contextmanager
-def locked(path: Path) -> Iterator[None]:
+def swap_lock(path: Path) -> Iterator[None]:
     """Hold `.<name>.lock` beside the bundle: deploy/push-bundle.sh takes it (flock) for its swap, so a push
     and a put-back never interleave their renames."""
     import fcntl
@@ -150,7 +150,7 @@ def start(path: str | os.PathLike[str], load: Callable[[Path], Classifier]) -> t
     prev = previous_of(d)
     note = None
     if _left_over(d) or not (d.exists() or d.is_symlink()) and prev.is_dir():  # else no lock file is made
-        with locked(d):
+        with swap_lock(d):
             _clean(d)
             if not (d.exists() or d.is_symlink()) and prev.is_dir():
                 os.replace(prev, d)
@@ -168,7 +168,7 @@ def start(path: str | os.PathLike[str], load: Callable[[Path], Classifier]) -> t
     except EdgeclfError:
         raise error from None
     try:
-        with locked(d):
+        with swap_lock(d):
             _swap_in_previous(d)
     except OSError as e:
         raise BundleError(f"{error}; {prev.name} would load but cannot be put in its place ({e.strerror}); "

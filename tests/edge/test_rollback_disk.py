@@ -171,7 +171,7 @@ def test_push_waits_for_the_lock_the_camera_takes(bundles, tmp_path: Path) -> No
     """deploy/push-bundle.sh and the camera's put-back take the same lock: a push never renames in between."""
     live = tmp_path / "current"
     shutil.copytree(bundles.path("b32-int8"), live)
-    with rollback.locked(live):
+    with rollback.swap_lock(live):
         push = subprocess.Popen(["sh", str(REPO / "deploy" / "push-bundle.sh"), str(bundles.path("b32-float32")),
                                  str(live)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         with pytest.raises(subprocess.TimeoutExpired):
