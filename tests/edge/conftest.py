@@ -57,6 +57,17 @@ def write_clip(path: Path, frames: list[np.ndarray], count: int | None = None) -
     return path
 
 
+def noise_clip(path: Path, frames: int, fps: float, seed: int = 0) -> Path:
+    """A real 64x48 mp4 of random frames at `fps`: a source that lasts frames / fps seconds with --realtime."""
+    rng = np.random.default_rng(seed)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (64, 48))
+    assert writer.isOpened()
+    for _ in range(frames):
+        writer.write(rng.integers(0, 256, (48, 64, 3), np.uint8))
+    writer.release()
+    return path
+
+
 @pytest.fixture(scope="session")
 def clip(tmp_path_factory: pytest.TempPathFactory, clip_frames: list[np.ndarray]) -> Path:
     """A real mp4 (OpenCV, mp4v) of the clip frames."""

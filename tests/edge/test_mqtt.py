@@ -17,8 +17,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import cv2
-import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -29,7 +27,7 @@ from edgeclf.edge.mqtt import PASSWORD_ENV, MqttConfig
 from edgeclf.errors import UsageError
 
 from .broker import Certs, Mosquitto, Subscriber
-from .conftest import REPO, run_cli
+from .conftest import REPO, noise_clip, run_cli
 from .fakes import FakeCamera, FakeDevice
 
 PASSWORD = "pw-Very-Secret-42"
@@ -196,17 +194,8 @@ def test_broker_restart_mid_run_messages_resume_frames_never_stop(bundles, broke
         assert PASSWORD not in text
 
 
-def _slow_clip(path: Path, frames: int = 40, fps: int = 2) -> Path:
-    rng = np.random.default_rng(1)
-    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (64, 48))
-    for _ in range(frames):
-        w.write(rng.integers(0, 256, (48, 64, 3), np.uint8))
-    w.release()
-    return path
-
-
 def test_last_will_says_offline_when_the_camera_is_killed(bundles, broker: Mosquitto, tmp_path: Path) -> None:
-    clip = _slow_clip(tmp_path / "slow.mp4")  # 20 s at its own pace (--realtime)
+    clip = noise_clip(tmp_path / "slow.mp4", 40, 2, seed=1)  # 20 s at its own pace (--realtime)
     sub = Subscriber(broker.port, ["cams/gate/availability", "cams/gate/state"], "cam", PASSWORD)
     env = {**os.environ, "PYTHONPATH": str(REPO), PASSWORD_ENV: PASSWORD}
     proc = subprocess.Popen([sys.executable, "-m", "edgeclf", "camera", str(bundles.path("b32-int8")), "--source",

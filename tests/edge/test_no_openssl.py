@@ -20,14 +20,12 @@ import time
 import urllib.request
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
 
 from edgeclf.cli.no_openssl import uses_mqtt, wants_no_tls
 
 from .broker import Mosquitto, Subscriber, free_port
-from .conftest import REPO
+from .conftest import REPO, noise_clip
 
 OPENSSL = re.compile(r"/(_ssl|_hashlib)\.cpython[^/]*\.so$|/lib(ssl|crypto)\.so\.3$")
 
@@ -56,15 +54,6 @@ def test_mqtt_is_seen_in_the_command_line_or_the_environment() -> None:
     assert not uses_mqtt(["camera", "b", "--mqtt-interval", "1"], {})
 
 
-def _slow_clip(path: Path, frames: int = 300, fps: float = 15.0) -> Path:
-    rng = np.random.default_rng(3)
-    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (64, 48))
-    for _ in range(frames):
-        w.write(rng.integers(0, 256, (48, 64, 3), np.uint8))
-    w.release()
-    return path
-
-
 def _mapped_files(maps: str) -> set[str]:
     return {line.split()[-1] for line in maps.splitlines() if len(line.split()) > 5}
 
@@ -90,7 +79,7 @@ def _get(url: str, deadline: float) -> bytes:
 def test_plain_mqtt_and_serve_camera_publishes_and_serves_without_openssl(bundles, tmp_path: Path) -> None:
     broker = Mosquitto(tmp_path).start()
     port = free_port()
-    clip = _slow_clip(tmp_path / "slow.mp4")  # 20 s at its own pace (--realtime); stopped below
+    clip = noise_clip(tmp_path / "slow.mp4", 300, 15.0, seed=3)  # 20 s at its own pace (--realtime); stopped below
     env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONWARNINGS": "ignore"}
     sub = Subscriber(broker.port, ["cams/plain/#"])
     proc = subprocess.Popen([sys.executable, "-m", "edgeclf", "-q", "camera",
