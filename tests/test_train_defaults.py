@@ -3,19 +3,19 @@
 
 from __future__ import annotations
 
-from edgeclf.train.config import DEFAULT_EPOCHS, DEFAULT_HEAD_EPOCHS, DEFAULT_WARM_EPOCHS, TrainConfig
+from edgeclf.train.config import DEFAULT_HEAD_EPOCHS, DEFAULT_WARM_EPOCHS, TrainConfig
 from edgeclf.train.recipe import phases
 
 
 def test_pretrained_and_scratch_defaults_differ_and_are_recorded(tmp_path) -> None:
     lite = TrainConfig(data_dir=str(tmp_path))
-    assert (lite.epochs, lite.warm_epochs, lite.head_epochs) == (DEFAULT_EPOCHS["pretrained"],
-                                                                  DEFAULT_WARM_EPOCHS["pretrained"], DEFAULT_HEAD_EPOCHS)
+    assert (lite.epochs, lite.warm_epochs, lite.head_epochs) == (30, DEFAULT_WARM_EPOCHS["pretrained"],
+                                                                  DEFAULT_HEAD_EPOCHS)
     assert [(p.kind, p.epochs) for p in phases(lite, lite.epochs, warm=False)] == [("head", 10), ("fine-tune", 20)]
     assert [(p.kind, p.epochs) for p in phases(lite, lite.warm_epochs, warm=True)] == [("fine-tune", 5)]
     for cfg in (TrainConfig(data_dir=str(tmp_path), arch="edge"),
                 TrainConfig(data_dir=str(tmp_path), arch="efficientnet-lite0", weights="none")):
-        assert (cfg.epochs, cfg.warm_epochs) == (DEFAULT_EPOCHS["scratch"], DEFAULT_WARM_EPOCHS["scratch"]) == (30, 10)
+        assert (cfg.epochs, cfg.warm_epochs) == (30, DEFAULT_WARM_EPOCHS["scratch"]) == (30, 10)
     mine = TrainConfig(data_dir=str(tmp_path), epochs=7, warm_epochs=2)
     assert (mine.epochs, mine.warm_epochs) == (7, 2)
     # The saved config holds numbers, so a --resume of a run made under other defaults keeps its own.

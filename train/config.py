@@ -21,11 +21,10 @@ DEFAULT_SIZES = (300, 150)
 SCHEDULES = ("cosine", "constant")
 AUGMENT_POLICIES = ("camera", "wide", "mild")
 SELECT = ("accuracy", "loss", "last")
-# Epochs when --epochs / --warm-epochs / --head-epochs are not given (docs/training.md#recipe). At the first
+# Epochs when --warm-epochs / --head-epochs are not given (docs/training.md#recipe). At the first
 # size, 10 head + 20 fine-tuning epochs: on horse-or-human 5 + 10 matched it in group CV, but on the
 # 10-class clothing photos it lost 5 points of test accuracy and 8 of camera-like frames. A size warm-started
 # from the smaller size's model (a trained head) fine-tunes 5 epochs if pretrained (300 px costs 4x per epoch).
-DEFAULT_EPOCHS = {"pretrained": 30, "scratch": 30}  # most epochs per size
 DEFAULT_WARM_EPOCHS = {"pretrained": 5, "scratch": 10}
 DEFAULT_HEAD_EPOCHS = 10  # pretrained: epochs with the backbone frozen before its top blocks train too
 
@@ -56,7 +55,7 @@ class TrainConfig:
     sizes: tuple[int, ...] = DEFAULT_SIZES
     lr: float = 1e-3
     schedule: str = "cosine"  # learning rate: cosine decay from --lr to 0 over the epochs, or constant
-    epochs: int | None = None  # None: DEFAULT_EPOCHS for the arch's kind (normalized, recorded)
+    epochs: int = 30
     batch_size: int = 32
     seed: int = 1337
     patience: int = 8
@@ -85,10 +84,8 @@ class TrainConfig:
         pretrained = ARCHS[self.arch].pretrained
         if self.weights is None:
             object.__setattr__(self, "weights", "imagenet" if pretrained else "none")  # normalized once, recorded
-        kind = "pretrained" if pretrained and self.weights != "none" else "scratch"
-        if self.epochs is None:
-            object.__setattr__(self, "epochs", DEFAULT_EPOCHS[kind])
-        if self.warm_epochs is None:
+        if self.warm_epochs is None:  # normalized once, recorded
+            kind = "pretrained" if pretrained and self.weights != "none" else "scratch"
             object.__setattr__(self, "warm_epochs", DEFAULT_WARM_EPOCHS[kind])
         if not pretrained and self.weights != "none":
             names = ", ".join(a.name for a in ARCHS.values() if a.pretrained)
