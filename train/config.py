@@ -26,6 +26,7 @@ SELECT = ("accuracy", "loss", "last")
 # 10-class clothing photos it lost 5 points of test accuracy and 8 of camera-like frames. A size warm-started
 # from the smaller size's model (a trained head) fine-tunes 5 epochs if pretrained (300 px costs 4x per epoch).
 DEFAULT_WARM_EPOCHS = {"pretrained": 5, "scratch": 10}
+DEFAULT_FEATURE_VIEWS = 0  # pretrained: augmented views of the frozen trunk's features (0: off)
 DEFAULT_HEAD_EPOCHS = 10  # pretrained: epochs with the backbone frozen before its top blocks train too
 
 
@@ -76,6 +77,9 @@ class TrainConfig:
     head_epochs: int = DEFAULT_HEAD_EPOCHS  # epochs with the backbone frozen, only the new head training, at --lr
     fine_tune_blocks: int = 3  # then the top blocks of the backbone train too (0: never), at fine_tune_lr
     fine_tune_lr: float = 1e-5  # Keras' transfer-learning guide's fine-tuning rate
+    # Pretrained --arch: the frozen trunk runs once per image for this many augmented views, and the epochs train
+    # the top blocks and head on them (train/featcache.py); 0: the whole net runs at every step.
+    feature_views: int = DEFAULT_FEATURE_VIEWS
     precision: str = "auto"  # what the model computes in while training (train/precision.py); saved float32
 
     def __post_init__(self) -> None:
@@ -93,6 +97,8 @@ class TrainConfig:
                              f"the pretrained archs ({names})")
         if not self.weights:
             raise UsageError("--weights is empty; expected imagenet, none or a weights file")
+        if self.feature_views < 0:
+            raise UsageError(f"--feature-views {self.feature_views} must be 0 (run the whole net every step) or more")
         if self.fine_tune_blocks < 0:
             raise UsageError(f"--fine-tune-blocks {self.fine_tune_blocks} must be 0 (head only) or more")
         if not (self.fine_tune_lr > 0 and self.fine_tune_lr < float("inf")):

@@ -15,7 +15,7 @@ from edgeclf.preprocess import PreprocessSpec
 from edgeclf.progress import Progress
 from edgeclf.rundir import RunDir
 from edgeclf.train.augment import AugmentSpec
-from edgeclf.train import recipe
+from edgeclf.train import featcache, recipe
 from edgeclf.train.archs import build_model, get_arch, transfer_weights
 from edgeclf.train.backbones import BACKBONES
 from edgeclf.train.callbacks import Best, EpochKeeper, SizeState, precise_bn, read_state
@@ -142,15 +142,16 @@ def _measured_best(path: Path, job: SizeJob, spec: PreprocessSpec, state: SizeSt
     return Best(float(acc), float(loss), state.best.epoch if state.best else 0)
 
 
-def _build(job: SizeJob, state: SizeState, sdir: Path) -> Any:
-    """The backup's model (compiled, optimizer state included), or a fresh one (compiled per phase later)."""
+def _build(job: SizeJob, state: SizeState, sdir: Path, fresh: bool = False) -> Any:
+    """The backup's model (compiled, optimizer state included), or a fresh one (compiled per phase later;
+    `fresh`: even when there is a backup, whose top `_split` then restores)."""
     import keras
 
     n = len(job.labels)
     # Before a resume too: tf.data's seeded shuffles also depend on the global seed (unset, TensorFlow uses its
     # default), so a resumed run would see other batches than the uninterrupted run it continues.
     keras.utils.set_random_seed(job.cfg.seed)
-    if state.backup:
+    if state.backup and not fresh:
         from edgeclf.train.losses import register
 
         register()  # the backup's compiled loss
@@ -169,6 +170,42 @@ def _build(job: SizeJob, state: SizeState, sdir: Path) -> Any:
     elif get_arch(cfg.arch).pretrained:
         log.info("%d px: %s weights: %s", job.size, cfg.arch, cfg.weights)
     return model
+
+
+def _split(job: SizeJob, model: Any, state: SizeState, sdir: Path) -> tuple[Any, Any]:
+    """The model cut for the feature cache (None when it cannot be), and the backup whose top a resume restores."""
+    sp = featcache.split(model, BACKBONES[job.cfg.arch].blocks, job.cfg.fine_tune_blocks)
+    if sp is None or not state.backup:
+        return sp, None
+    from edgeclf.train.losses import register
+
+    register()  # the backup's compiled loss
+    backup = load_keras(sdir / state.backup, compile=True)
+    if tuple(backup.inputs[0].shape[1:]) != tuple(sp.top.inputs[0].shape[1:]):
+        raise RunError(f"{sdir / state.backup}: a backup of the whole model, not of the top above the cached "
+                       "features; resume with the options the run started with")
+    sp.top.set_weights(backup.get_weights())
+    log.info("%d px: resuming after epoch %d from %s", job.size, state.epoch, sdir / state.backup)
+    return sp, backup
+
+
+def _features(job: SizeJob, sp: Any, spec: PreprocessSpec, plan: Any, epochs: int, cache: bool,
+              progress: Progress | None) -> tuple[Any, np.ndarray, np.ndarray, float]:
+    """The trunk's features of the training images over K augmented views, and of the held-out images."""
+    import time
+
+    t0 = time.perf_counter()
+    cfg, n = job.cfg, len(job.labels)
+    views = min(cfg.feature_views if cfg.augment else 1, epochs)
+    views = featcache.views_that_fit(views, len(job.train), sp.trunk.outputs[0].shape[1:])
+    batches = train_dataset([f for f, _ in job.train], [y for _, y in job.train], spec, plan.global_batch, n,
+                            cfg.seed, 0, views, augment_spec(cfg), cache)
+    feats = featcache.compute(sp, batches, len(job.train), views, progress, f"{job.size} px")
+    vx, vy = featcache.held_out(sp, eval_dataset([f for f, _ in job.val], [y for _, y in job.val], spec,
+                                                        EVAL_BATCH, n, cache))
+    seconds = time.perf_counter() - t0
+    log.info("%s", featcache.describe(spec, sp, feats, seconds))
+    return feats, vx, vy, seconds
 
 
 def train_size(job: SizeJob, strategy: Any, progress: Progress | None = None) -> SizeState:
@@ -195,8 +232,14 @@ def train_size(job: SizeJob, strategy: Any, progress: Progress | None = None) ->
         log.info("%d px: %d images do not fit the %d GB cache budget; decoding every epoch",
                  size, len(job.train) + len(job.val), CACHE_BUDGET // 1024**3)
     plan = input_plan(strategy, cfg.batch_size, len(job.train), len(job.val), EVAL_BATCH)  # global batch, sharding
+    backbone = BACKBONES.get(cfg.arch)
+    want_split = bool(backbone and cfg.weights != "none" and cfg.feature_views and plan.replicas == 1)
     with strategy.scope():
-        model = _build(job, state, sdir)
+        model = _build(job, state, sdir, fresh=want_split)
+    sp, backup_top = _split(job, model, state, sdir) if want_split else (None, None)
+    if want_split and sp is None and state.backup:  # the net cannot be cut: its backups are whole models
+        with strategy.scope():
+            model = _build(job, state, sdir)
     _check_space(job.run.path, model)
     keeper = EpochKeeper(size=size, state=state, state_dir=sdir, best_path=best_path,
                     history_path=job.run.path / f"history-{size}.csv",
@@ -204,34 +247,45 @@ def train_size(job: SizeJob, strategy: Any, progress: Progress | None = None) ->
                     patience=cfg.patience, epochs=epochs, n_train=len(job.train), log_epochs=not progress,
                     select=cfg.select)
     done = state.epoch >= epochs or state.stopped == "early"
+    feats = None
     if not done:
         log.info("%d px: %s, %d parameters, %d train / %d held-out images, epochs %d..%d",
                  size, get_arch(cfg.arch).summary, model.count_params(), len(job.train), len(job.val),
                  state.epoch + 1, epochs)
         if plan.replicas > 1:
             log.info("%d px: %s", size, plan.describe())
-        backbone = BACKBONES.get(cfg.arch)
+        feats = _features(job, sp, spec, plan, epochs, cache, progress) if sp else None
+        fit_model = sp.top if sp else model
         for phase in recipe.phases(cfg, epochs, warm=job.warm_from is not None):
             st = keeper.state
             if st.epoch >= phase.end or st.stopped == "early" or st.status == "diverged":
                 continue
-            if st.epoch == phase.start:  # a phase that starts now (a backup inside a phase holds its compile)
+            if st.epoch == phase.start or sp:  # a phase that starts now (a whole-model backup holds its compile)
                 with strategy.scope():
                     recipe.apply(model, phase, backbone, cfg.fine_tune_blocks)
-                    _compile(model, cfg, phase, n_classes, plan.steps)
+                    _compile(fit_model, cfg, phase, n_classes, plan.steps)
+                if sp and backup_top is not None and st.epoch > phase.start:
+                    featcache.restore_optimizer(fit_model, backup_top)
             if phase.kind != "all":
                 log.info("%d px: epochs %d..%d: %s", size, st.epoch + 1, phase.end,
                          recipe.describe(phase, backbone, cfg.fine_tune_blocks))
-            tds = train_dataset([f for f, _ in job.train], [y for _, y in job.train], spec, plan.global_batch,
-                                n_classes, cfg.seed, st.epoch, epochs, augment_spec(cfg), cache)
-            vds = eval_dataset([f for f, _ in job.val], [y for _, y in job.val], spec, EVAL_BATCH, n_classes, cache)
-            with fitting(strategy, model):
-                model.fit(plan.train(tds), validation_data=plan.eval(vds), epochs=phase.end, initial_epoch=st.epoch,
-                          steps_per_epoch=plan.steps,
-                          callbacks=[reseed_callback(cfg.seed), precise_bn(model, _bn_batches(job, spec, cache)),
-                                     keeper.callback]
-                          + ([epoch_progress(progress, f"{size} px", epochs, plan.steps)] if progress else []),
-                          verbose=0, shuffle=False)
+            if feats:
+                tds = featcache.train_batches(feats[0], cfg.seed, st.epoch, epochs, plan.global_batch)
+                vds = featcache.eval_batches(feats[1], feats[2], EVAL_BATCH)
+                bn = []
+            else:
+                tds = plan.train(train_dataset([f for f, _ in job.train], [y for _, y in job.train], spec,
+                                               plan.global_batch, n_classes, cfg.seed, st.epoch, epochs,
+                                               augment_spec(cfg), cache))
+                vds = plan.eval(eval_dataset([f for f, _ in job.val], [y for _, y in job.val], spec, EVAL_BATCH,
+                                             n_classes, cache))
+                bn = [precise_bn(model, _bn_batches(job, spec, cache))]
+            with fitting(strategy, fit_model):
+                fit_model.fit(tds, validation_data=vds, epochs=phase.end, initial_epoch=st.epoch,
+                              steps_per_epoch=plan.steps,
+                              callbacks=[reseed_callback(cfg.seed), *bn, keeper.callback]
+                              + ([epoch_progress(progress, f"{size} px", epochs, plan.steps)] if progress else []),
+                              verbose=0, shuffle=False)
     state = keeper.state
     if state.status == "diverged":
         kept = (f"the last good model stays at {best_path} (epoch {state.best.epoch}, val_accuracy "
@@ -252,7 +306,10 @@ def train_size(job: SizeJob, strategy: Any, progress: Progress | None = None) ->
                   stopped=state.stopped or "epochs", params=int(best.count_params()),
                   last_val_accuracy=hist[-1].get("val_accuracy") if hist else None,
                   train_img_s=round(float(np.median(ips)), 1) if ips else None,
-                  train_seconds=round(sum(r["seconds"] for r in hist), 1))
+                  train_seconds=round(sum(r["seconds"] for r in hist) + (feats[3] if feats else 0.0), 1))
+    if feats:  # the epochs' seconds leave out the trunk's passes: count them, and say what images/s that makes
+        result.update(feature_views=feats[0].views, feature_cache_seconds=round(feats[3], 1),
+                      train_img_s=round(len(job.train) * len(hist) / max(result["train_seconds"], 1e-9), 1))
     state = replace(state, status="done", result=result, stopped=state.stopped or "epochs")
     keeper.state = state
     keeper._save_state()

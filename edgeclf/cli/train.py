@@ -13,7 +13,8 @@ from .progress import progress_bar
 _TUNABLE = ("add", "validation_dir", "validation_split", "test_dir", "test_split", "augment_policy", "label_smoothing",
             "weight_decay", "select", "split", "group_pattern", "strict", "augment", "arch", "size",
             "lr", "schedule", "epochs", "batch_size", "seed", "out", "patience", "max_pixels", "strategy",
-            "warm_start", "warm_epochs", "weights", "head_epochs", "fine_tune_blocks", "fine_tune_lr", "precision")
+            "warm_start", "warm_epochs", "weights", "head_epochs", "fine_tune_blocks", "fine_tune_lr", "precision",
+            "feature_views")
 
 
 @command("train")
@@ -55,6 +56,9 @@ def train(
                                                    "N blocks train too (0: head only). [default: 3]"),
     fine_tune_lr: Optional[float] = typer.Option(None, "--fine-tune-lr", help="Pretrained --arch: learning rate of "
                                                  "the fine-tuning epochs. [default: 0.00001]"),
+    feature_views: Optional[int] = typer.Option(None, "--feature-views", help="Pretrained --arch: run the frozen "
+                                                "part of the backbone once per image for N augmented views and train "
+                                                "the top on those (0: the whole net every step)."),
     precision: Optional[str] = typer.Option(None, "--precision", help="auto (mixed bfloat16 where this CPU has "
                                             "bf16 instructions and it measured faster for the net and size; float16 "
                                             "on a GPU; else float32), float32, bfloat16 or float16. The saved model "

@@ -1,0 +1,106 @@
+"""The feature cache (`--feature-views`, train/featcache.py): the frozen trunk runs once per augmented view and
+the epochs train the top on those features. The top must be the full model above the cut (the same layers and
+weights, the same outputs), every epoch must see one whole view, and a run killed and resumed inside the
+fine-tuning phase must end where the uninterrupted run ends."""
+
+from __future__ import annotations
+
+import csv
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from .conftest import REPO, write_color_folders
+
+SIZE = 32
+
+
+def test_the_top_is_the_full_model_above_the_cut() -> None:
+    from edgeclf.train.archs import build_model
+    from edgeclf.train.backbones import BACKBONES
+    from edgeclf.train.featcache import split
+
+    model = build_model("efficientnet-lite0", 64, 3, weights=None, frozen_bn=True)
+    sp = split(model, BACKBONES["efficientnet-lite0"].blocks, 3)
+    assert sp is not None and sp.cut == "block6c_expand_conv"
+    x = np.random.default_rng(0).random((4, 64, 64, 3), dtype=np.float32)
+    whole = np.asarray(model(x, training=False))
+    via = np.asarray(sp.top(sp.forward(x), training=False))
+    np.testing.assert_allclose(via, whole, rtol=0, atol=1e-6)
+    ids = {id(v) for v in model.weights}
+    assert sp.top.weights and all(id(v) in ids for v in sp.top.weights)  # training the top trains the model
+    assert not any(id(v) in {id(w) for w in sp.trunk.weights} for v in sp.top.weights)
+    head_only = split(model, BACKBONES["efficientnet-lite0"].blocks, 0)
+    assert head_only.cut == "" and tuple(head_only.top.inputs[0].shape[1:]) == (2, 2, 1280)
+
+
+def test_each_epoch_trains_on_one_whole_view_reshuffled() -> None:
+    from edgeclf.train.featcache import Features, epoch_order
+
+    n, views = 10, 3
+    f = Features(np.zeros((n * views, 1)), np.zeros(n * views), views, n)
+    orders = [epoch_order(f, 7, e) for e in range(6)]
+    for e, rows in enumerate(orders):
+        assert sorted(rows) == list(range((e % views) * n, (e % views + 1) * n))
+    assert not np.array_equal(orders[0] % n, orders[3] % n)  # the same view, in another order
+    assert np.array_equal(orders[4], epoch_order(f, 7, 4)) and not np.array_equal(orders[4], epoch_order(f, 8, 4))
+
+
+def _train(data: Path, out: Path) -> list[str]:
+    return [sys.executable, "-m", "edgeclf", "-q", "train", str(data), "--out", str(out), "--size", str(SIZE),
+            "--epochs", "3", "--head-epochs", "1", "--feature-views", "2", "--batch-size", "8", "--seed", "5"]
+
+
+def _history(run: Path) -> list[tuple[str, str, str]]:
+    return [(r["epoch"], r["loss"], r["val_loss"]) for r in csv.DictReader((run / f"history-{SIZE}.csv").open())]
+
+
+def test_a_cached_run_killed_while_fine_tuning_resumes_to_the_same_model(tmp_path: Path) -> None:
+    from edgeclf.train.modelio import load_keras
+
+    data = write_color_folders(tmp_path / "data", n_per_class=30, size=48)
+    whole = tmp_path / "whole"
+    r = subprocess.run(_train(data, whole), cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-2000:]
+    result = json.loads((whole / "state" / str(SIZE) / "state.json").read_text())["result"]
+    assert result["feature_views"] == 2 and 0 < result["feature_cache_seconds"] < result["train_seconds"]
+
+    killed = tmp_path / "killed"
+    p = subprocess.Popen(_train(data, killed), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    state_file = killed / "state" / str(SIZE) / "state.json"
+    try:
+        deadline = time.monotonic() + 900
+        while time.monotonic() < deadline and p.poll() is None:
+            try:
+                if json.loads(state_file.read_text())["epoch"] >= 2:
+                    break
+            except (FileNotFoundError, ValueError, KeyError):
+                pass
+            time.sleep(0.02)
+        p.send_signal(signal.SIGKILL)
+        p.wait(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    if json.loads(state_file.read_text())["epoch"] != 2:
+        pytest.fail("the kill did not land in epoch 3 (the second fine-tuning epoch)")
+    r = subprocess.run([sys.executable, "-m", "edgeclf", "-q", "train", "--resume", str(killed)], cwd=REPO,
+                       capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert _history(killed) == _history(whole)
+    a = load_keras(killed / "models" / f"{SIZE}.keras").weights
+    b = load_keras(whole / "models" / f"{SIZE}.keras").weights
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_negative_feature_views_is_one_clear_line(tmp_path: Path) -> None:
+    r = subprocess.run([sys.executable, "-m", "edgeclf", "train", str(tmp_path), "--feature-views", "-1"], cwd=REPO,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0 and "--feature-views -1" in r.stderr and len(r.stderr.strip().splitlines()) == 1
