@@ -166,10 +166,12 @@ def run_camera(bundle: str | Path, config: CameraConfig, *, events: EventWriter 
 
     factory = source_factory or (lambda: make_source(config.source, size, on_skip, config.max_pixels))
     first = factory()  # a source that cannot exist is refused before the model loads
-    restored = None  # a bundle the last run could not finish swapping, or one that cannot load (edge/rollback.py)
-    if classifier is None:
-        classifier, restored = rollback.start(bundle, lambda path: _fits(Classifier.load(
-            path, config.runtime, config.threads, config.crop, quiet=config.quiet_native), config))
+    def load(path: Path) -> Classifier:
+        return _fits(Classifier.load(path, config.runtime, config.threads, config.crop, quiet=config.quiet_native), config)
+
+    restored = trial = None  # a bundle the last run could not finish swapping, or one that cannot load, or a
+    if classifier is None:  # trial it did not finish (edge/rollback.py)
+        classifier, restored, trial = rollback.start(bundle, load)
     clf = _fits(classifier, config)
     own_events = events is None
     ev = events or EventWriter(config.events, mode=config.events_mode)
@@ -205,8 +207,7 @@ def run_camera(bundle: str | Path, config: CameraConfig, *, events: EventWriter 
     with contextlib.ExitStack() as stack:
         if own_events:
             stack.callback(ev.close)
-        reloader = Reloader(bundle, config.reload, clf, ev.emit, lambda path: _fits(Classifier.load(
-            path, config.runtime, config.threads, config.crop, quiet=config.quiet_native), config))
+        reloader = Reloader(bundle, config.reload, clf, ev.emit, load, trial)
         stack.callback(reloader.close)
         stack.enter_context(stop_on_signals(stop, reason, reloader.request))
         integ = Integrations.open(clf, ev.emit, config.mqtt, config.shadow, config.shadow_every, config.runtime,
@@ -244,6 +245,7 @@ def run_camera(bundle: str | Path, config: CameraConfig, *, events: EventWriter 
                 unknown_above_distance=config.smooth.distance_threshold(clf.calibration))
         if restored is not None:
             ev.emit("bundle_restored", bundle=extra["bundle"], sha256=m.sha256, how="at start", why=restored)
+        reloader.announce()  # reload_trial_resumed
         stats.started = time.monotonic()
         try:
             _loop(clf, feed, ev, stats, state, config, outputs, hook, stop, reason, keeper, integ, reloader)
@@ -261,7 +263,7 @@ def run_camera(bundle: str | Path, config: CameraConfig, *, events: EventWriter 
             if keeper is not None:
                 keeper.close()  # its last frames are written before the summary counts them
                 summary["capture"] = dict(keeper.stats)
-            summary["reload"] = dict(reloader.stats)
+            summary["reload"] = reloader.stopping(clean=reason.get("stopped") != "error")
             if integ is not None:
                 integ.finish(summary)  # stops the shadow, publishes the summary over MQTT
             ev.emit("summary", **summary)

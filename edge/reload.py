@@ -14,19 +14,23 @@ one showed over its last `trial_frames` frames, the loop swaps the old one back.
 `reload_confirmed` or `reload_rolled_back` (why).
 
 The disk follows (edge/rollback.py), in this thread, never the loop's: before a new bundle is handed over,
-`<bundle>.previous/` is made to hold the running one (`previous_kept`); after a failure or a rollback the
-refused folder becomes `<bundle>.rejected/` and the running bundle is put back at `<bundle>`
-(`bundle_restored`), so a restart runs the known-good bundle. A disk that cannot be written is an event
-(`bundle_disk_failed`), never a stop. One reload at a time: a new one waits for the trial to end.
+`<bundle>.previous/` is made to hold the running one (`previous_kept`) and `<bundle>.trial.json` says a
+trial is on (removed when it ends); after a failure or a rollback the refused folder becomes
+`<bundle>.rejected/` and the running bundle is put back at `<bundle>` (`bundle_restored`), so a restart
+runs the known-good bundle. A restart during a trial goes on with it (`reload_trial_resumed`: the marker's
+baseline, the previous bundle loaded as the way back), or rolls back at start after repeated deaths
+(edge/rollback.py). A disk that cannot be written is an event (`bundle_disk_failed`), never a stop. One
+reload at a time: a new one waits for the trial to end.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -93,7 +97,8 @@ class Reloader:
     """Loads candidates in its own thread; the loop calls `between_frames` and `observe` once per frame."""
 
     def __init__(self, path: str | os.PathLike[str], config: ReloadConfig, current: Classifier,
-                 emit: Callable[..., None], load: Callable[[Path], Classifier]):
+                 emit: Callable[..., None], load: Callable[[Path], Classifier],
+                 resume: tuple[Classifier, rollback.Trial] | None = None):
         config.validate()
         self.path = resolve_bundle_dir(path)
         self.config = config
@@ -106,16 +111,32 @@ class Reloader:
         self._closing = threading.Event()
         self._trigger: str | None = None
         self._lock = threading.Lock()
-        self._ready: tuple[Classifier, str, str] | None = None  # classifier, trigger, self-test note
+        self._ready: tuple[Classifier, str, str, float] | None = None  # classifier, trigger, self-test note, old rate
         self._previous: Classifier | None = None  # kept for a rollback while the new one is on trial
         self._trial: list[bool] = []
+        self._judge = (0.0, config.trial_frames)  # the trial's: the old bundle's rate, and its length
+        self._marker: rollback.Trial | None = None  # <bundle>.trial.json, written by this thread (or at start)
+        self._ended = False  # the loop ended the trial: this thread removes the marker
+        self._clean = False  # the loop stopped without an error: a trial still on is not a death
         self._baseline: collections.deque[bool] = collections.deque(maxlen=config.trial_frames)
         self._rollback: str | None = None
         self._restore: tuple[Manifest, str] | None = None  # (refused bundle, why): the disk gets the running one back
         self._files: dict[Classifier, rollback.SampleFiles | None] = {current: rollback.sample_files(current)}
+        if resume is not None:  # a trial the last process did not finish (rollback.start)
+            self._previous, self._marker = resume
+            self._judge = (self._marker.baseline_rate, self._marker.trial_frames)
+            self._files[self._previous] = rollback.sample_files(self._previous)
         self._seen = _signature(self.path)
         self._thread = threading.Thread(target=self._run, name="edgeclf-reload", daemon=True)
         self._thread.start()
+
+    def announce(self) -> None:
+        """After the `start` event: a trial cut short by the last process's end goes on."""
+        if (t := self._marker) is not None and self._previous is not None:
+            self.emit("reload_trial_resumed", bundle=str(self.path), sha256=t.sha256, previous=t.previous_sha256,
+                      starts=t.starts, deaths=t.deaths, trial_frames=t.trial_frames, previous_rate=t.baseline_rate,
+                      begun=t.time)
+            log.warning("reload: the trial of %s goes on (start %d of it)", t.sha256[:12], t.starts)
 
     def request(self, trigger: str = "SIGHUP") -> None:
         """Ask for a reload (safe from a signal handler: only sets an event)."""
@@ -131,7 +152,7 @@ class Reloader:
             trigger = None
             if self._wake.is_set():
                 self._wake.clear()
-                self._restore_after_rollback()
+                self._after_trial()
                 trigger, self._trigger = self._trigger, None
             elif self.config.watch:
                 sig = _signature(self.path)
@@ -149,8 +170,8 @@ class Reloader:
         while self._previous is not None or self._ready is not None:  # a trial runs: the bundle to keep is not known
             if self._closing.wait(0.05):
                 return
-            self._restore_after_rollback()
-        self._restore_after_rollback()
+            self._after_trial()
+        self._after_trial()
         self._seen = seen = _signature(self.path)  # what this reload loads (it may have changed while waiting)
         self.emit("reload_started", trigger=trigger, bundle=str(self.path))
         stage = "verify and load"
@@ -167,12 +188,15 @@ class Reloader:
             return
         current = self.current
         kept = self._files.get(current)
-        if clf.manifest != current.manifest:
-            self._disk("previous_kept", lambda: rollback.keep_previous(self.path, current, kept),
-                       sha256=current.manifest.sha256)
+        rate, frames = _rate(self._baseline)  # what the trial is judged against, here and after a restart
+        if clf.manifest != current.manifest and self._disk(
+                "previous_kept", lambda: rollback.keep_previous(self.path, current, kept), sha256=current.manifest.sha256):
+            marker = rollback.Trial.begin(clf.manifest, current.manifest, rate, frames, self.config.trial_frames)
+            if self._disk("trial_marker", lambda: rollback.write_trial(self.path, marker)):
+                self._marker = marker
         self._files = {current: kept, clf: files}  # the one running and the one to come
         with self._lock:
-            self._ready = (clf, trigger, note)
+            self._ready = (clf, trigger, note, rate)
 
     def _fail(self, trigger: str, stage: str, why: str, seen: tuple[Any, ...] | None) -> None:
         self.stats["failed"] += 1
@@ -180,13 +204,19 @@ class Reloader:
         self.emit("reload_failed", trigger=trigger, stage=stage, error=why, kept=self.current.manifest.sha256)
         self._put_back(f"reload failed at {stage}", lambda: _signature(self.path) == seen)
 
-    def _restore_after_rollback(self) -> None:
-        """The loop rolled back: put the running bundle back on disk unless another one was pushed since."""
-        if self._restore is None:
-            return
-        refused, why = self._restore
-        self._restore = None
-        self._put_back(f"rolled back: {why}", lambda: rollback.disk_manifest(self.path) == refused)
+    def _after_trial(self) -> None:
+        """The loop ended a trial: after a rollback, the running bundle back on disk unless another one was
+        pushed since; then the trial's marker removed (in that order: a kill between leaves a stale marker)."""
+        ended = self._ended  # read first: the loop sets `_restore` before `_ended`
+        if self._restore is not None:
+            refused, why = self._restore
+            self._restore = None
+            self._put_back(f"rolled back: {why}", lambda: rollback.disk_manifest(self.path) == refused)
+        if ended:
+            self._ended = False
+            if self._marker is not None:
+                self._marker = None
+                self._disk("trial_marker", lambda: rollback.end_trial(self.path))
 
     def _put_back(self, why: str, refused: Callable[[], bool]) -> None:
         """The running bundle back on disk, if what is there is still the refused one (checked under the lock)."""
@@ -199,7 +229,7 @@ class Reloader:
                                                                 refused, ours),
                    sha256=current.manifest.sha256, rejected=str(rollback.rejected_of(self.path)), why=why)
 
-    def _disk(self, event: str, act: Callable[[], str | None], **fields: Any) -> None:
+    def _disk(self, event: str, act: Callable[[], str | None], **fields: Any) -> bool:
         """One step of the disk's rollback (edge/rollback.py) as an event; a failure is an event too, not a stop."""
         try:
             how = act()
@@ -208,9 +238,10 @@ class Reloader:
             log.error("reload: %s: %s; a restart may run the bundle now in %s", event, why, self.path)
             self.emit("bundle_disk_failed", step=event, error=why, bundle=str(self.path))
             self.stats["disk_failed"] += 1
-            return
+            return False
         if how is not None:
             self.emit(event, bundle=str(self.path), how=how, **fields)
+        return True
 
     def between_frames(self) -> Classifier | None:
         """The classifier to use from this frame on when it changes (a new one, or the old one back)."""
@@ -221,17 +252,18 @@ class Reloader:
                       why=self._rollback)
             log.error("reload: rolled back to %s: %s", old.manifest.sha256[:12], self._rollback)
             self.stats["rolled_back"] += 1
-            self._restore = (new.manifest, self._rollback)
+            self._restore, self._ended = (new.manifest, self._rollback), True
             self.current, self._previous, self._rollback, self._trial = old, None, None, []
             self.stats["sha256"] = old.manifest.sha256
-            self._wake.set()  # the reload thread puts `old` back on disk
+            self._wake.set()  # the reload thread puts `old` back on disk, then removes the trial's marker
             return old
         if self._ready is None or self._previous is not None:  # one trial at a time
             return None
         with self._lock:
-            clf, trigger, note = self._ready
+            clf, trigger, note, rate = self._ready
             self._ready = None
         self._previous, self.current, self._trial = self.current, clf, []
+        self._judge = (rate, self.config.trial_frames)
         self.stats["reloaded"] += 1
         self.stats["sha256"] = clf.manifest.sha256
         self.emit("reloaded", trigger=trigger, bundle=str(self.path), sha256=clf.manifest.sha256,
@@ -247,22 +279,42 @@ class Reloader:
             self._baseline.append(bad)
             return
         self._trial.append(bad)
-        if len(self._trial) < self.config.trial_frames:
+        old, length = self._judge
+        if len(self._trial) < length:
             return
         new = sum(self._trial) / len(self._trial)
-        old = sum(self._baseline) / len(self._baseline) if self._baseline else 0.0
         if new > old + self.config.max_rise:
             self._rollback = (f"not-a-class/error rate {new:.2f} in its first {len(self._trial)} frames against "
                               f"{old:.2f} before it (allowed rise {self.config.max_rise})")
             return
         self.emit("reload_confirmed", sha256=self.current.manifest.sha256, frames=len(self._trial),
                   rate=round(new, 4), previous_rate=round(old, 4))
+        self._ended = True
         self._previous, self._trial = None, []
         self._baseline = collections.deque(maxlen=self.config.trial_frames)
+        self._wake.set()  # the reload thread removes the trial's marker
+
+    def stopping(self, clean: bool) -> dict[str, Any]:
+        """The loop is done (`clean`: without an error); returns the summary's `reload`."""
+        self._clean = clean
+        return dict(self.stats)
 
     def close(self) -> None:
         self._closing.set()
         self._wake.set()
         self._thread.join(timeout=120)
-        if not self._thread.is_alive():
-            self._restore_after_rollback()  # a rollback in the last frames: the disk still gets it
+        if self._thread.is_alive():
+            return
+        self._after_trial()  # a trial ended in the last frames: the disk still follows
+        if self._clean and (t := self._marker) is not None:  # still on: the next start goes on with it, no death
+            marker = replace(t, clean_stops=t.clean_stops + 1)
+            self._disk("trial_marker", lambda: rollback.write_trial(self.path, marker))
+
+
+def _rate(seen: collections.deque[bool]) -> tuple[float, int]:
+    """The not-a-class/error rate over the frames in `seen` (a deque the loop appends to meanwhile)."""
+    for _ in range(3):
+        with contextlib.suppress(RuntimeError):  # "deque mutated during iteration"
+            frames = list(seen)
+            return (sum(frames) / len(frames) if frames else 0.0), len(frames)
+    return 0.0, 0

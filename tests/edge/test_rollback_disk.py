@@ -157,7 +157,7 @@ def test_a_kill_at_any_moment_leaves_a_complete_bundle(bundles, tmp_path: Path) 
         proc.send_signal(signal.SIGKILL)
         proc.communicate()
         assert proc.returncode == -signal.SIGKILL
-        loaded, note = rollback.start(live, load_bundle)  # type: ignore[arg-type]  # the files, no interpreter
+        loaded, note, _ = rollback.start(live, load_bundle)  # type: ignore[arg-type]  # the files, no interpreter
         repaired += note is not None
         assert loaded.manifest == manifests[loaded.manifest.sha256] and _intact(live).manifest == loaded.manifest
         prev = rollback.previous_of(live)
