@@ -39,6 +39,9 @@ CANDIDATES: dict[str, list[str]] = {
     "efficientnet-lite0 · head 3 + top 3 blocks 7 (10 epochs)": [
         "--arch", "efficientnet-lite0", "--weights", "imagenet", "--select", "last", "--head-epochs", "3",
         "--epochs", "10"],
+    **{f"efficientnet-lite0 · head 10 + top 3 blocks 20, trunk features cached over {k} augmented views": [
+        "--arch", "efficientnet-lite0", "--weights", "imagenet", "--select", "last", "--head-epochs", "10",
+        "--epochs", "30", "--feature-views", str(k)] for k in (3, 6, 10, 30)},
 }
 
 

@@ -11,7 +11,9 @@ reads them through folders of symlinks, as flow_from_directory needs), for the s
   i.e. the tf.data pipeline (parallel decode, cache, prefetch) and edgeclf's fit with its per-epoch
   validation, best-model and backup saving;
 - edgeclf's default net with `edgeclf train`'s defaults (batch 32, augmentation on);
-- the same without augmentation (what the on-the-fly augmentation costs).
+- the same without augmentation (what the on-the-fly augmentation costs);
+- the same with `--feature-views 0` (a pretrained net's whole backbone at every step, as before the feature
+  cache); `--cases` picks a subset.
 
 The edgeclf cases train with `--precision auto` (`--precision` here to force one: what mixed bfloat16 buys
 is the difference). Images/s count training images over the training part of each epoch (validation and
@@ -102,14 +104,18 @@ def edgeclf_loop(cfg: Any, size: int, labels: tuple[str, ...], train: Sequence[t
                        resolve_strategy(cfg.strategy))
     hist = [{"seconds": r["seconds"], "train_img_s": r["train_img_s"], "val_accuracy": r.get("val_accuracy")}
             for r in state.history]
-    return {"n": len(train), "history": hist, "accuracy": float(state.result["accuracy"])}
+    return {"n": len(train), "history": hist, "accuracy": float(state.result["accuracy"]),
+            "cache_seconds": float(state.result.get("feature_cache_seconds") or 0.0)}
 
 
 def _rates(r: dict) -> tuple[float, float | None]:
-    """Training images/s over all epochs and over epochs 2+ (total images / total training seconds)."""
+    """Training images/s over all epochs and over epochs 2+ (total images / total training seconds). The
+    feature cache's trunk passes (`--feature-views`) run before the first epoch: they count in both."""
     secs = [r["n"] / h["train_img_s"] for h in r["history"]]
     later = secs[1:]
-    return r["n"] * len(secs) / sum(secs), (r["n"] * len(later) / sum(later) if later else None)
+    cache = r.get("cache_seconds", 0.0)
+    return (r["n"] * len(secs) / (sum(secs) + cache),
+            r["n"] * len(later) / (sum(later) + cache) if later else None)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -121,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--precision", default="auto", help="--precision of the edgeclf cases (default auto)")
     p.add_argument("--rounds", type=int, default=2, help="rounds of all cases, interleaved (default 2)")
     p.add_argument("--limit", type=int, default=0, help="train on this many training images (default: all)")
+    p.add_argument("--cases", default="0,1,2,3,4", help="which cases, by number (default all; 0 is the baseline)")
     a = p.parse_args(argv)
     c.quiet_tensorflow()
 
@@ -151,16 +158,18 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{plan.why}; {len(train)} training and {len(val)} held-out images; {a.epochs} epochs each, "
           f"{a.rounds} rounds", flush=True)
     sizes = a.size or [150, 300]
+    cases = sorted({0, *(int(k) for k in a.cases.split(","))})
     names = ["seed net · seed pipeline (batch 128)", f"seed net · edgeclf (batch 128, no augment, {a.precision})",
              f"{arch} net · edgeclf defaults (batch {base_cfg.batch_size}, augment, {a.precision})",
-             f"{arch} net · edgeclf, no augment (batch {base_cfg.batch_size}, {a.precision})"]
+             f"{arch} net · edgeclf, no augment (batch {base_cfg.batch_size}, {a.precision})",
+             f"{arch} net · edgeclf defaults but --feature-views 0 (the whole net every step)"]
     raw: dict[tuple[int, int], list[dict]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         train_dir = _link_tree(Path(tmp) / "train", data, train)
         val_dir = _link_tree(Path(tmp) / "val", data, val)
         for r in range(a.rounds):
             for size in sizes:
-                for i in range(len(names)):
+                for i in cases:
                     print(f"round {r + 1} @{size}: {names[i]} ...", flush=True)
                     keras.backend.clear_session()
                     keras.utils.set_random_seed(base_cfg.seed)
@@ -170,7 +179,8 @@ def main(argv: list[str] | None = None) -> int:
                         cfg = {1: base_cfg.with_(arch="seed", weights=None, sizes=(size,), batch_size=128,
                                                  augment=False),
                                2: base_cfg.with_(arch=arch, weights=None, sizes=(size,)),
-                               3: base_cfg.with_(arch=arch, weights=None, sizes=(size,), augment=False)}[i]
+                               3: base_cfg.with_(arch=arch, weights=None, sizes=(size,), augment=False),
+                               4: base_cfg.with_(arch=arch, weights=None, sizes=(size,), feature_views=0)}[i]
                         res = edgeclf_loop(cfg, size, ds.labels, abs_train, abs_val, Path(tmp) / f"{size}-{i}-{r}")
                     raw.setdefault((size, i), []).append(res)
     results: dict[str, Any] = {}
@@ -181,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
         base_total = [t for t, _ in base]
         noise = (max(base_total) - min(base_total)) / statistics.median(base_total) / 2
         for i, name in enumerate(names):
+            if i not in cases:
+                continue
             runs = raw[size, i]
             rates = [_rates(r) for r in runs]
             total = statistics.median(t for t, _ in rates)

@@ -196,8 +196,11 @@ def _features(job: SizeJob, sp: Any, spec: PreprocessSpec, plan: Any, epochs: in
 
     t0 = time.perf_counter()
     cfg, n = job.cfg, len(job.labels)
-    views = min(cfg.feature_views if cfg.augment else 1, epochs)
-    views = featcache.views_that_fit(views, len(job.train), sp.trunk.outputs[0].shape[1:])
+    wanted = min(cfg.feature_views if cfg.augment else 1, epochs)
+    views = featcache.views_that_fit(wanted, len(job.train), sp.trunk.outputs[0].shape[1:])
+    if views < wanted:
+        log.info("%d px: %d views of %d images' features would pass the %d GB budget; caching %d", job.size,
+                 wanted, len(job.train), featcache.FEATURE_BUDGET // 1024**3, views)
     batches = train_dataset([f for f, _ in job.train], [y for _, y in job.train], spec, plan.global_batch, n,
                             cfg.seed, 0, views, augment_spec(cfg), cache)
     feats = featcache.compute(sp, batches, len(job.train), views, progress, f"{job.size} px")
@@ -234,6 +237,9 @@ def train_size(job: SizeJob, strategy: Any, progress: Progress | None = None) ->
     plan = input_plan(strategy, cfg.batch_size, len(job.train), len(job.val), EVAL_BATCH)  # global batch, sharding
     backbone = BACKBONES.get(cfg.arch)
     want_split = bool(backbone and cfg.weights != "none" and cfg.feature_views and plan.replicas == 1)
+    if backbone and cfg.weights != "none" and cfg.feature_views and plan.replicas > 1:
+        log.info("%d px: --feature-views needs one device; %d replicas run the whole net every step", size,
+                 plan.replicas)
     with strategy.scope():
         model = _build(job, state, sdir, fresh=want_split)
     sp, backup_top = _split(job, model, state, sdir) if want_split else (None, None)
