@@ -121,3 +121,19 @@ def test_h5_and_lambda_models_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="not a valid .keras file"):
         load_keras(tmp_path / "junk.keras")
     assert zipfile.is_zipfile(tmp_path / "lam.keras")
+
+
+
+def test_blur_on_the_picked_images_only_equals_blurring_all_then_picking() -> None:
+    """augment_batch blurs only the images drawn for it (gather, blur, scatter): bit for bit what blurring the
+    whole batch and keeping the drawn ones gave, so the same --seed keeps giving the same augmented pixels."""
+    import tensorflow as tf
+
+    from edgeclf.train.augment import _blur_axis, _blur_picked
+
+    rng = np.random.default_rng(3)
+    x = tf.constant(rng.normal(0.5, 0.4, (16, 40, 40, 3)).astype(np.float32))
+    taps = tf.constant(rng.random((16, 5), dtype=np.float32))
+    for picked in (rng.random(16) < 0.25, np.zeros(16, bool), np.ones(16, bool)):
+        want = tf.where(tf.reshape(tf.constant(picked), [-1, 1, 1, 1]), _blur_axis(_blur_axis(x, taps, 1), taps, 2), x)
+        np.testing.assert_array_equal(_blur_picked(x, taps, tf.constant(picked)).numpy(), want.numpy())

@@ -118,11 +118,23 @@ def augment_batch(x: Any, seed: Any, spec: AugmentSpec, lo: float, hi: float) ->
         sigma = 0.5 + u[12]
         taps = tf.exp(-tf.square(tf.range(-2.0, 3.0))[None] / (2.0 * sigma * sigma)[:, None])  # [B, 5]
         taps = taps / tf.reduce_sum(taps, axis=1, keepdims=True)
-        blurred = _blur_axis(_blur_axis(x, taps, 1), taps, 2)
-        x = tf.where(per_image(u[13]) < spec.p_blur, blurred, x)
+        x = _blur_picked(x, taps, u[13] < spec.p_blur)
     if spec.noise:
         x = x + tf.random.stateless_normal(shape, seeds[3], 0.0, 1.0) * per_image(u[14] * spec.noise)
     return tf.clip_by_value(x, 0.0, 1.0) * rng + lo
+
+
+def _blur_picked(x: Any, taps: Any, picked: Any) -> Any:
+    """The batch with the `picked` images ([B] bool) blurred by their taps ([B, 5]) and the others as they were.
+
+    Only the picked ones (a quarter by default) are filtered: bit for bit what blurring the whole batch and
+    keeping the picked ones gave, at a quarter of the work (at 300 px that was a quarter of all augmentation).
+    """
+    import tensorflow as tf
+
+    pick = tf.where(picked)
+    t = tf.gather_nd(taps, pick)
+    return tf.tensor_scatter_nd_update(x, pick, _blur_axis(_blur_axis(tf.gather_nd(x, pick), t, 1), t, 2))
 
 
 def _blur_axis(x: Any, taps: Any, axis: int) -> Any:
