@@ -20,7 +20,6 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
@@ -30,8 +29,18 @@ from edgeclf.safetext import json_line_safe, redact
 log = logging.getLogger(__name__)
 
 
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": ")).encode  # json.dumps builds one per call
+_second: tuple[int, str] = (-1, "")  # the last whole second and its text: the date is formatted once a second
+
+
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    """UTC with milliseconds, as datetime's isoformat(timespec="milliseconds") writes it."""
+    global _second
+    sec, ns = divmod(time.time_ns(), 1_000_000_000)
+    last = _second
+    if last[0] != sec:
+        last = _second = (sec, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)))
+    return f"{last[1]}.{ns // 1_000_000:03d}+00:00"
 
 
 class EventWriter:
@@ -77,7 +86,7 @@ class EventWriter:
 
     def emit(self, event: str, **fields: Any) -> None:
         record = {"ts": now_iso(), "event": event, **fields}
-        line = json_line_safe(redact(json.dumps(record, ensure_ascii=False, separators=(", ", ": ")))) + "\n"
+        line = json_line_safe(redact(_ENCODE(record))) + "\n"
         with self._lock:
             if self.broken:
                 return

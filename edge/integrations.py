@@ -44,6 +44,7 @@ class Integrations:
 
             self.mqtt = MqttPublisher(mqtt, emit, name=f"edgeclf {mqtt.prefix}")
         self.shadow = Shadow(shadow, shadow_every, emit) if shadow is not None else None
+        self._same_input = shadow is not None and clf.same_input(shadow)  # the shadow gets the model input
         self._closed = False
 
     @classmethod
@@ -69,7 +70,7 @@ class Integrations:
         if changed:
             self.changes += 1
         if self.shadow is not None:
-            self.shadow.offer(image, self.clf.labels[int(np.argmax(probs))], seq)
+            self.shadow.offer(image, probs, self.clf.labels, seq, self.clf.pre.out if self._same_input else None)
         if self.mqtt is not None:
             self.mqtt.frame(label, score, smoothed, seq, fps, report=report, previous=previous,
                             unknown_by=unknown_by, shown=shown)
@@ -78,6 +79,7 @@ class Integrations:
         """A reloaded bundle is the main one now (SIGHUP/--watch): /metrics names it, the shadow compares with it."""
         self.clf = clf
         self.info = _info(clf)
+        self._same_input = self.shadow is not None and clf.same_input(self.shadow.clf)
 
     def status(self) -> dict[str, Any]:
         out: dict[str, Any] = {"labels": dict(self.labels)}

@@ -162,7 +162,7 @@ class Keeper:
         if self._failed.is_set():
             return None
         now = time.monotonic()
-        top = int(np.argmax(probs))
+        top = int(probs.argmax())
         score = float(probs[top])
         why = self.reason(answer_index, score, changed, had_label, now)
         if why is None:

@@ -19,8 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-import numpy as np
-
 from edgeclf.edge.capture import FileFeed, LiveFeed
 from edgeclf.edge.decide import ChangeReporter, EventsFilter
 from edgeclf.edge.events import EventWriter, OnChange, check_command
@@ -313,7 +311,7 @@ def _loop(clf: Classifier, feed: Any, ev: EventWriter, stats: RunStats, state: d
         dec = smoother.update(probs, clf.distance)
         if reloader is not None:
             reloader.observe(dec.index, probs)
-        score = float(probs[dec.index]) if dec.index >= 0 else float(np.max(probs))
+        score = float(probs[dec.index] if dec.index >= 0 else probs.max())
         latency_ms = (time.monotonic() - cap.t) * 1e3
         periodic = config.every > 0 and (stats.frames + 1) % config.every == 0  # counts frames used, not captured
         report, reported = reporter.change(dec.label) if dec.changed else (False, None)  # --events-only/-ignore

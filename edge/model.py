@@ -25,7 +25,7 @@ from edgeclf.edge.preprocess import Preprocessor
 from edgeclf.edge.runtime import Runtime, check_threads, default_threads, find_runtime, manifest_key, probe_model
 from edgeclf.errors import BundleError, ModelError
 from edgeclf.native_output import hold_native_stderr
-from edgeclf.scores import calibrate
+from edgeclf.scores import calibrate_into
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +153,7 @@ class Classifier:
         # With a calibration record, `probs` are calibrated and `raw_probs` are the model's own; else one array.
         self.calibration = m.calibration
         self.raw_probs = self.probs if m.calibration is None else np.empty(len(m.labels), np.float32)
+        self._work = np.empty(len(m.labels), np.float64)  # calibration's scratch row
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], runtime: str | None = None, threads: int | None = None,
@@ -190,7 +191,7 @@ class Classifier:
             np.copyto(raw, self._real)
         if self.calibration is not None:
             c = self.calibration
-            np.copyto(self.probs, calibrate(raw[None], c.temperature, c.clip)[0], casting="unsafe")
+            calibrate_into(raw, self.probs, c.temperature, c.clip, self._work)  # `calibrate`, bit for bit
         if self._distance is not None:
             d, ds = self._distance().min(), self._distance_spec  # to the nearest class (scale > 0)
             self.distance = (int(d) - ds.zero_point) * ds.scale if ds.quantized else float(d)
@@ -198,5 +199,15 @@ class Classifier:
 
     def __call__(self, frame_bgr: np.ndarray) -> np.ndarray:
         self.preprocess(frame_bgr)
+        self.invoke()
+        return self.postprocess()
+
+    def same_input(self, other: "Classifier") -> bool:
+        """Whether `other` turns a frame into the very same model input (preprocessing and input tensor)."""
+        return self.pre.spec == other.pre.spec and self.pre.tensor == other.pre.tensor
+
+    def classify_input(self, x: np.ndarray) -> np.ndarray:
+        """Probabilities of a model input that a Classifier with `same_input` prepared (its `pre.out`)."""
+        np.copyto(self._input()[0], x[0])
         self.invoke()
         return self.postprocess()

@@ -9,8 +9,9 @@ label change the events filter reports, like the `change` event) and
 `DISCOVERY/sensor/NODE_ID/{label,score}/config` (retained) so a sensor appears by itself.
 
 The frame loop only appends to a bounded queue (the oldest message is dropped when it is full, and
-counted); one sender thread hands messages to paho-mqtt while connected, and paho's network thread
-(`loop_start`) connects and reconnects with back-off. So a broker that is away never slows a frame.
+counted); one sender thread encodes the frames' JSON and hands messages to paho-mqtt while connected, and
+paho's network thread (`loop_start`) connects and reconnects with back-off. So a broker that is away never
+slows a frame.
 paho-mqtt is imported only when --mqtt is given (`pip install 'edgeclf[mqtt]'`). The password (from the
 URL or $EDGECLF_MQTT_PASSWORD) is kept out of `repr`, events, /status and error messages.
 """
@@ -166,7 +167,7 @@ class MqttPublisher:
         self.config = config
         self._emit = emit
         self.name = name
-        self._queue: collections.deque[tuple[str, bytes, bool]] = collections.deque()
+        self._queue: collections.deque[tuple[str, bytes | dict[str, Any], bool]] = collections.deque()  # dict: JSON
         self._cond = threading.Condition()
         self._closing = False
         self._connected = threading.Event()
@@ -249,12 +250,17 @@ class MqttPublisher:
 
     def put(self, name: str, payload: dict[str, Any] | bytes, retain: bool = False) -> None:
         """Queue one message (never blocks); when the queue is full the oldest message is dropped."""
-        data = payload if isinstance(payload, bytes) else _json(payload)
+        self._enqueue(((self.config.topic(name), payload if isinstance(payload, bytes) else _json(payload), retain),))
+
+    def _enqueue(self, messages: tuple[tuple[str, bytes | dict[str, Any], bool], ...]) -> None:
+        """Queue (topic, payload, retain) messages under one lock; a dict payload (one nobody changes after this
+        call) is encoded by the sender thread, off the frame loop."""
         with self._cond:
-            if len(self._queue) >= self.config.max_queue:
-                self._queue.popleft()
-                self.stats["dropped"] += 1
-            self._queue.append((self.config.topic(name), data, retain))
+            for message in messages:
+                if len(self._queue) >= self.config.max_queue:
+                    self._queue.popleft()
+                    self.stats["dropped"] += 1
+                self._queue.append(message)
             self.stats["queued"] = len(self._queue)
             self._cond.notify()
 
@@ -274,10 +280,10 @@ class MqttPublisher:
                                  "frame": seq, "fps": round(fps, 2), "time": time.time()}
         if unknown_by is not None:
             state["unknown_by"] = unknown_by
-        if report:
-            self.put("change", {**state, "previous": previous})
         self._last_state = now
-        self.put("state", state, retain=True)
+        topic = self.config.topic
+        change = ((topic("change"), {**state, "previous": previous}, False),) if report else ()
+        self._enqueue((*change, (topic("state"), state, True)))
 
     def _send_loop(self) -> None:
         import paho.mqtt.client as mqtt
@@ -290,6 +296,8 @@ class MqttPublisher:
                     return  # closing, and nothing more can go out now
                 topic, data, retain = self._queue.popleft()
                 self.stats["queued"] = len(self._queue)
+            if not isinstance(data, bytes):
+                data = _json(data)
             info = self._client.publish(topic, data, qos=1, retain=retain)
             if info.rc != mqtt.MQTT_ERR_SUCCESS:  # not connected after all, or paho's own queue is full
                 with self._cond:
@@ -330,5 +338,8 @@ class MqttPublisher:
         self.stats["queued"] = 0
 
 
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode  # json.dumps builds one per call
+
+
 def _json(payload: dict[str, Any]) -> bytes:
-    return redact(json.dumps(payload, ensure_ascii=False, separators=(",", ":"))).encode("utf-8")
+    return redact(_ENCODE(payload)).encode("utf-8")

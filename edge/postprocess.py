@@ -33,6 +33,10 @@ SMOOTH_MODES = ("mean", "majority")
 def top_k(probs: np.ndarray, labels: Sequence[str], k: int) -> list[tuple[str, float]]:
     """The k most probable labels with their probabilities, best first."""
     k = max(1, min(k, len(labels)))
+    if len(labels) <= 64:  # a few labels (each `change` event): Python's stable sort, the same order, no arrays
+        ps = probs.tolist()
+        if all(p == p for p in ps):  # no nan (numpy sorts nan last; Python's sort would not)
+            return [(labels[i], ps[i]) for i in sorted(range(len(ps)), key=lambda i: -ps[i])[:k]]
     order = np.argsort(-probs, kind="stable")[:k]
     return [(labels[i], float(probs[i])) for i in order]
 

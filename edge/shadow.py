@@ -17,7 +17,7 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -73,7 +73,7 @@ class Shadow:
         self._emit = emit
         self.report_every = report_every
         self._frame: np.ndarray | None = None
-        self._job: tuple[int, str] | None = None  # (frame seq, the main bundle's top-1 label)
+        self._job: tuple[int, str, bool] | None = None  # (frame seq, the main bundle's top-1 label, a model input)
         self._cond = threading.Condition()
         self._closing = False
         self._since = 0  # frames since the last offer
@@ -89,20 +89,25 @@ class Shadow:
     def start(self) -> None:
         self._thread.start()
 
-    def offer(self, image: np.ndarray, main_top: str, seq: int) -> None:
-        """Called by the loop for each frame: every Nth one goes to the worker when it is idle."""
+    def offer(self, image: np.ndarray, probs: np.ndarray, labels: Sequence[str], seq: int,
+              model_input: np.ndarray | None = None) -> None:
+        """Called by the loop for each frame (`probs`: the main bundle's, over its `labels`): every Nth one goes to
+        the worker when it is idle. `model_input`: the main bundle's input for this frame when the shadow's
+        preprocessing is the same (`Classifier.same_input`); it is copied instead of the (larger) frame."""
         self._since += 1
         if self._since < self.every or not self.stats["enabled"]:
             return
         self._since = 0
+        main_top = labels[int(probs.argmax())]  # only for the frames offered
+        src = image if model_input is None else model_input
         with self._cond:
             if self._job is not None:
                 self.stats["busy"] += 1
                 return
-            if self._frame is None or self._frame.shape != image.shape:
-                self._frame = np.empty_like(image)
-            np.copyto(self._frame, image)  # the capture buffers rotate: the worker gets its own copy
-            self._job = (seq, main_top)
+            if self._frame is None or self._frame.shape != src.shape or self._frame.dtype != src.dtype:
+                self._frame = np.empty_like(src)
+            np.copyto(self._frame, src)  # the capture buffers rotate: the worker gets its own copy
+            self._job = (seq, main_top, model_input is not None)
             self._cond.notify()
 
     def _run(self) -> None:
@@ -113,11 +118,11 @@ class Shadow:
                     self._cond.wait()
                 if self._closing:
                     return
-                seq, main_top = self._job  # type: ignore[misc]
+                seq, main_top, prepared = self._job  # type: ignore[misc]
                 frame = self._frame
             try:
                 t0 = time.perf_counter()
-                probs = self.clf(frame)
+                probs = self.clf.classify_input(frame) if prepared else self.clf(frame)
                 self._busy_s += time.perf_counter() - t0
                 shadow_label = self.clf.labels[int(np.argmax(probs))]
             except Exception as e:  # noqa: BLE001 (whatever the shadow does, the main loop goes on)

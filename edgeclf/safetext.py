@@ -39,6 +39,11 @@ def printable(text: object) -> str:
     return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), s)
 
 
+_JSON_RAW = re.compile(r"[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
 def json_line_safe(line: str) -> str:
     """A JSON text with the characters JSON leaves raw but a terminal acts on (C1, U+2028/9) escaped."""
-    return re.sub(r"[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]", lambda m: f"\\u{ord(m.group()):04x}", line)
+    if line.isascii() and "\x7f" not in line:  # the usual line: nothing to escape, no regex pass (every event)
+        return line
+    return _JSON_RAW.sub(lambda m: f"\\u{ord(m.group()):04x}", line)

@@ -48,6 +48,29 @@ def calibrate(probs: np.ndarray, temperature: float, clip: float) -> np.ndarray:
     return out
 
 
+def calibrate_into(p: np.ndarray, out: np.ndarray, temperature: float, clip: float, work: np.ndarray) -> None:
+    """`calibrate` of one row `p` written into `out` (float32): the same values bit for bit, without its
+    temporary arrays (the edge calls it on every frame). Two classes in Python floats (float64, the same
+    pow); more in place in `work` (float64, one per class)."""
+    if len(p) == 2:
+        x = min(max(float(p[1]), clip), 1.0 - clip)  # np.clip, nan stays nan
+        try:
+            y = 1.0 / (1.0 + ((1.0 - x) / x) ** (1.0 / temperature))
+        except OverflowError:  # numpy's inf: 1 / (1 + inf)
+            y = 0.0
+        out[1] = y
+        out[0] = 1.0 - y
+        return
+    np.copyto(work, p)
+    np.clip(work, clip, 1.0 - clip, out=work)
+    np.log(work, out=work)
+    np.divide(work, temperature, out=work)
+    np.subtract(work, work.max(), out=work)  # softmax
+    np.exp(work, out=work)
+    np.divide(work, work.sum(), out=work)
+    np.copyto(out, work, casting="unsafe")
+
+
 def smoothed_targets(y: np.ndarray, n_classes: int) -> np.ndarray:
     """One-hot labels with Laplace's rule of succession: n images support a confidence of at most
     1 - 1/(n + 2) in the right class (the rest shared by the others), never 1."""

@@ -13,7 +13,8 @@ import pytest
 from edgeclf.bundle import MANIFEST_FILE, SCHEMA_VERSION, read_manifest, write_bundle
 from edgeclf.calibration import Calibration, UnknownRule
 from edgeclf.errors import BundleError
-from edgeclf.scores import calibrate, choose_unknown_threshold, clip_for, ece, fit_temperature, logits, softmax
+from edgeclf.scores import (calibrate, calibrate_into, choose_unknown_threshold, clip_for, ece, fit_temperature,
+                            logits, softmax)
 
 from .runfixture import tiny_run, tiny_run_template  # noqa: F401  (fixtures)
 from .test_bundle import FAKE_TFLITE, make_manifest
@@ -45,6 +46,25 @@ def test_separable_validation_does_not_make_everything_certain() -> None:
     assert t > 0.2
     top = calibrate(probs, t, 1 / 512).max(axis=1)
     assert 0.99 < np.mean(top) < 1 - 1e-4
+
+
+@pytest.mark.parametrize("n_classes", [2, 3, 10, 1000])
+def test_the_edges_one_row_calibration_is_calibrate_bit_for_bit(n_classes: int) -> None:
+    """`calibrate_into` (the camera's per-frame path: Python floats for two classes, in place for more) gives the
+    float32 values `calibrate` gives, to the bit: int8 steps, 0 and 1, nan, and a temperature whose power
+    overflows a Python float."""
+    rng = np.random.default_rng(n_classes)
+    out, work = np.empty(n_classes, np.float32), np.empty(n_classes)
+    rows = [rng.dirichlet(np.ones(n_classes) * a) for a in (0.1, 1.0, 10.0) for _ in range(40)]
+    if n_classes == 2:
+        rows += [np.array([1 - q, q]) for q in [k / 255 for k in range(256)] + [0.5, 1e-9]]
+    with np.errstate(all="ignore"):
+        for row in [*rows, np.full(n_classes, np.nan)]:
+            raw = np.asarray(row, np.float32)
+            for t, clip in ((0.05, 1e-6), (1.0, 1 / 512), (3.0296, 1 / 510), (20.0, 1e-6), (1e-4, 1e-6)):
+                want = calibrate(raw[None], t, clip)[0].astype(np.float32)
+                calibrate_into(raw, out, t, clip, work)
+                assert want.tobytes() == out.tobytes(), (raw[:4], t, clip, want[:4], out[:4])
 
 
 def test_binary_logits_are_the_sigmoid_inverse_and_clipped() -> None:

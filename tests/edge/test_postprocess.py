@@ -31,6 +31,22 @@ def test_top_k_and_threshold() -> None:
     assert answer(probs, ("a", "b", "c"), 0.7) == ("uncertain", pytest.approx(0.6))
 
 
+def test_top_k_orders_as_numpys_stable_argsort_for_few_and_many_labels() -> None:
+    """The few-label path (Python's sort) and the many-label one (numpy) agree: ties by index, -0.0 = 0.0, nan last."""
+    rng = np.random.default_rng(3)
+    for n in (2, 3, 64, 65):
+        labels = tuple(f"c{i}" for i in range(n))
+        for trial in range(300):
+            probs = rng.choice(np.array([0.0, -0.0, 0.25, 1 / 3, 0.5, 1.0], np.float32), n)
+            if trial % 2:
+                probs = rng.random(n).astype(np.float32)
+            if trial % 10 == 0:
+                probs[rng.integers(n)] = np.nan
+            order = np.argsort(-probs, kind="stable")[:3]
+            want = [(labels[i], probs[i].tobytes()) for i in order]
+            assert [(lab, np.float32(p).tobytes()) for lab, p in top_k(probs, labels, 3)] == want
+
+
 def test_hysteresis_stops_flicker_around_the_boundary() -> None:
     wobble = [0.8, 0.48, 0.53, 0.47, 0.54, 0.46, 0.2, 0.7]
     assert _labels(Smoother(LABELS, SmoothConfig(hysteresis=0.0)), wobble) == \

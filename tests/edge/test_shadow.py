@@ -51,6 +51,21 @@ def test_a_shadow_with_other_labels_never_agrees_and_says_which(bundles) -> None
         assert main in ("horses", "humans") and shadow in ("blue", "green", "red") and n >= 1
 
 
+def test_a_shadow_with_the_same_preprocessing_gets_the_main_models_input(bundles) -> None:
+    """Same preprocessing and input tensor: the loop hands the shadow the main model's input (smaller than the
+    frame, no second resize) and the shadow's probabilities are those it computes from the frame itself."""
+    from edgeclf.imageio import read_bgr
+
+    main, same, other = (Classifier.load(bundles.path(n), threads=1) for n in ("b32-float32", "rgb32-float32",
+                                                                               "b32-int8"))
+    assert main.same_input(same) and not main.same_input(other)  # float32 vs int8 input
+    for image in sorted(p for p in bundles.images.iterdir() if p.suffix in (".png", ".jpg"))[:4]:
+        frame = read_bgr(image)
+        main(frame)
+        got = same.classify_input(main.pre.out.copy()).copy()
+        assert got.tobytes() == same(frame).tobytes()
+
+
 def test_shadow_every_is_checked() -> None:
     with pytest.raises(UsageError, match="--shadow-every 0"):
         CameraConfig(shadow=Path("x"), shadow_every=0).validate()
