@@ -21,3 +21,12 @@ def test_pretrained_and_scratch_defaults_differ_and_are_recorded(tmp_path) -> No
     # The saved config holds numbers, so a --resume of a run made under other defaults keeps its own.
     again = TrainConfig.from_dict(lite.to_dict())
     assert again == lite and lite.to_dict()["warm_epochs"] == 5
+
+
+def test_the_feature_cache_is_on_by_default_and_old_runs_resume_without_it(tmp_path) -> None:
+    from edgeclf.train.config import DEFAULT_FEATURE_VIEWS
+
+    cfg = TrainConfig(data_dir=str(tmp_path))
+    assert cfg.feature_views == DEFAULT_FEATURE_VIEWS == 6 and cfg.to_dict()["feature_views"] == 6
+    saved_before = {k: v for k, v in cfg.to_dict().items() if k != "feature_views"}  # a config.json from before
+    assert TrainConfig.from_dict(saved_before).feature_views == 0

@@ -26,7 +26,11 @@ SELECT = ("accuracy", "loss", "last")
 # 10-class clothing photos it lost 5 points of test accuracy and 8 of camera-like frames. A size warm-started
 # from the smaller size's model (a trained head) fine-tunes 5 epochs if pretrained (300 px costs 4x per epoch).
 DEFAULT_WARM_EPOCHS = {"pretrained": 5, "scratch": 10}
-DEFAULT_FEATURE_VIEWS = 0  # pretrained: augmented views of the frozen trunk's features (0: off)
+# Pretrained: augmented views of the frozen trunk's features (train/featcache.py). 6 matched the whole net at
+# every step in group CV on horse-or-human (3, 6 and 10 all did) and on the clothing photos (3 lost 1-2 points
+# there), at a third of the time (docs/training.md#training-speed). A warm-started size's 5 epochs take
+# min(6, 5) = 5 views: the very pixels the whole net saw.
+DEFAULT_FEATURE_VIEWS = 6
 DEFAULT_HEAD_EPOCHS = 10  # pretrained: epochs with the backbone frozen before its top blocks train too
 
 
@@ -161,6 +165,7 @@ class TrainConfig:
             kw["sizes"] = tuple(int(s) for s in kw["sizes"])
         if "add" in kw:
             kw["add"] = tuple(str(d) for d in kw["add"])
+        kw.setdefault("feature_views", 0)  # a run saved before the feature cache resumes as it trained
         return cls(**kw)
 
     def with_(self, **changes: Any) -> "TrainConfig":
