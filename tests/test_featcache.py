@@ -104,3 +104,13 @@ def test_negative_feature_views_is_one_clear_line(tmp_path: Path) -> None:
     r = subprocess.run([sys.executable, "-m", "edgeclf", "train", str(tmp_path), "--feature-views", "-1"], cwd=REPO,
                        capture_output=True, text=True, timeout=120)
     assert r.returncode != 0 and "--feature-views -1" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_views_are_cut_to_the_memory_budget_and_none_fit_means_no_cache() -> None:
+    from edgeclf.train.featcache import FEATURE_BUDGET, views_that_fit
+
+    shape = (10, 10, 192)  # 300 px, below the top 3 blocks of Lite0: 76.8 KB per image and view
+    per_view = 1000 * 10 * 10 * 192 * 4
+    assert views_that_fit(6, 1000, shape) == min(6, FEATURE_BUDGET // per_view)
+    assert views_that_fit(6, 100, shape) == 6
+    assert views_that_fit(6, FEATURE_BUDGET // (10 * 10 * 192 * 4) + 1, shape) == 0  # the run trains uncached

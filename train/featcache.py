@@ -76,8 +76,9 @@ class Features:
 
 
 def views_that_fit(views: int, n: int, shape: Sequence[int]) -> int:
+    """How many of `views` views of `n` images' features (float32, `shape` each) fit FEATURE_BUDGET; 0: not one."""
     per_view = n * int(np.prod(shape)) * 4
-    return max(1, min(views, FEATURE_BUDGET // max(per_view, 1)))
+    return min(views, FEATURE_BUDGET // max(per_view, 1))
 
 
 def _forward(trunk: Any) -> Any:

@@ -175,6 +175,10 @@ def _build(job: SizeJob, state: SizeState, sdir: Path, fresh: bool = False) -> A
 def _split(job: SizeJob, model: Any, state: SizeState, sdir: Path) -> tuple[Any, Any]:
     """The model cut for the feature cache (None when it cannot be), and the backup whose top a resume restores."""
     sp = featcache.split(model, BACKBONES[job.cfg.arch].blocks, job.cfg.fine_tune_blocks)
+    if sp is not None and not featcache.views_that_fit(1, len(job.train), sp.trunk.outputs[0].shape[1:]):
+        log.info("%d px: one view of %d images' trunk features would pass the %d GB budget; the whole net runs "
+                 "every step", job.size, len(job.train), featcache.FEATURE_BUDGET // 1024**3)
+        return None, None
     if sp is None or not state.backup:
         return sp, None
     from edgeclf.train.losses import register
