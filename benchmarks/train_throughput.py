@@ -98,9 +98,13 @@ def edgeclf_loop(cfg: Any, size: int, labels: tuple[str, ...], train: Sequence[t
     """`edgeclf train`'s own per-size loop (train.fit.train_size) into a scratch run directory."""
     from edgeclf.rundir import RunDir
     from edgeclf.train.distribute import resolve_strategy
+    from edgeclf.train.archs import get_arch
+    from edgeclf.train.backbones.weights import resolve
     from edgeclf.train.fit import SizeJob, train_size
 
-    state = train_size(SizeJob(size, cfg, labels, tuple(train), tuple(val), RunDir(out)),
+    # A pretrained arch's ImageNet weights, as `edgeclf train` resolves them (without, the backbone is random).
+    weights = resolve(cfg.arch, cfg.weights) if get_arch(cfg.arch).pretrained else None
+    state = train_size(SizeJob(size, cfg, labels, tuple(train), tuple(val), RunDir(out), weights=weights),
                        resolve_strategy(cfg.strategy))
     hist = [{"seconds": r["seconds"], "train_img_s": r["train_img_s"], "val_accuracy": r.get("val_accuracy")}
             for r in state.history]

@@ -85,7 +85,7 @@ def _forward(trunk: Any) -> Any:
     import tensorflow as tf
 
     spec = tf.TensorSpec((None, *trunk.inputs[0].shape[1:]), tf.float32)
-    return tf.function(lambda x: trunk(x, training=False), input_signature=[spec])
+    return tf.function(lambda x: trunk(x, training=False), input_signature=[spec], autograph=False)
 
 
 def compute(sp: Split, batches: Any, n: int, views: int, progress: Progress | None = None,
