@@ -32,14 +32,14 @@ FEATURE_BUDGET = 2 * 1024**3  # bytes of cached float32 features per size; fewer
 
 
 @dataclass(frozen=True)
-class Split:
+class CutModel:
     trunk: Any  # the full model's input -> features at the cut (inference mode)
     top: Any  # features at the cut -> the full model's output; its layers are the full model's
     cut: str  # the first layer above the cut, or "" for the backbone's output
     forward: Any  # trunk in inference mode as one traced function (any batch size)
 
 
-def split(model: Any, blocks: Sequence[str], fine_tune_blocks: int) -> Split | None:
+def split(model: Any, blocks: Sequence[str], fine_tune_blocks: int) -> CutModel | None:
     """Cut `model` (a pretrained classifier of `edgeclf.train.archs`) below its top `fine_tune_blocks` blocks."""
     import keras
 
@@ -64,7 +64,7 @@ def split(model: Any, blocks: Sequence[str], fine_tune_blocks: int) -> Split | N
     y = upper(inp, training=False) if upper is not None else inp
     for layer in model.layers[at + 1:]:  # GAP, dropout, head: a chain (`archs._gap_head`)
         y = layer(y)
-    return Split(trunk, keras.Model(inp, y, name="top"), cut, _forward(trunk))
+    return CutModel(trunk, keras.Model(inp, y, name="top"), cut, _forward(trunk))
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ def _forward(trunk: Any) -> Any:
     return tf.function(lambda x: trunk(x, training=False), input_signature=[spec], autograph=False)
 
 
-def compute(sp: Split, batches: Any, n: int, views: int, progress: Progress | None = None,
+def compute(sp: CutModel, batches: Any, n: int, views: int, progress: Progress | None = None,
             what: str = "") -> Features:
     """Run the trunk over `batches` (views * ceil(n / batch) batches of (image, label), view after view)."""
     fwd = sp.forward
@@ -107,7 +107,7 @@ def compute(sp: Split, batches: Any, n: int, views: int, progress: Progress | No
     return Features(x_all, y_all, views, n)
 
 
-def held_out(sp: Split, batches: Any) -> tuple[np.ndarray, np.ndarray]:
+def held_out(sp: CutModel, batches: Any) -> tuple[np.ndarray, np.ndarray]:
     """Features and labels of unaugmented held-out batches, in order."""
     fwd = sp.forward
     xs, ys = [], []
@@ -155,7 +155,7 @@ def restore_optimizer(top: Any, backup: Any) -> None:
         a.assign(b)
 
 
-def describe(spec: PreprocessSpec, split_: Split, f: Features, seconds: float) -> str:
+def describe(spec: PreprocessSpec, split_: CutModel, f: Features, seconds: float) -> str:
     shape = "x".join(str(d) for d in f.x.shape[1:])
     where = f"below {split_.cut}" if split_.cut else "at the backbone's output"
     return (f"{spec.height} px: trunk features ({where}, {shape}) of {f.n} images x {f.views} augmented view(s) "
