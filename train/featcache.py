@@ -107,7 +107,7 @@ def compute(sp: CutModel, batches: Any, n: int, views: int, progress: Progress |
     return Features(x_all, y_all, views, n)
 
 
-def held_out(sp: CutModel, batches: Any) -> tuple[np.ndarray, np.ndarray]:
+def held_out_features(sp: CutModel, batches: Any) -> tuple[np.ndarray, np.ndarray]:
     """Features and labels of unaugmented held-out batches, in order."""
     fwd = sp.forward
     xs, ys = [], []
@@ -155,7 +155,7 @@ def restore_optimizer(top: Any, backup: Any) -> None:
         a.assign(b)
 
 
-def describe(spec: PreprocessSpec, split_: CutModel, f: Features, seconds: float) -> str:
+def describe_cache(spec: PreprocessSpec, split_: CutModel, f: Features, seconds: float) -> str:
     shape = "x".join(str(d) for d in f.x.shape[1:])
     where = f"below {split_.cut}" if split_.cut else "at the backbone's output"
     return (f"{spec.height} px: trunk features ({where}, {shape}) of {f.n} images x {f.views} augmented view(s) "

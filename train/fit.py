@@ -208,10 +208,10 @@ def _features(job: SizeJob, sp: Any, spec: PreprocessSpec, plan: Any, epochs: in
     batches = train_dataset([f for f, _ in job.train], [y for _, y in job.train], spec, plan.global_batch, n,
                             cfg.seed, 0, views, augment_spec(cfg), cache)
     feats = featcache.compute(sp, batches, len(job.train), views, progress, f"{job.size} px")
-    vx, vy = featcache.held_out(sp, eval_dataset([f for f, _ in job.val], [y for _, y in job.val], spec,
+    vx, vy = featcache.held_out_features(sp, eval_dataset([f for f, _ in job.val], [y for _, y in job.val], spec,
                                                         EVAL_BATCH, n, cache))
     seconds = time.perf_counter() - t0
-    log.info("%s", featcache.describe(spec, sp, feats, seconds))
+    log.info("%s", featcache.describe_cache(spec, sp, feats, seconds))
     return feats, vx, vy, seconds
 
 
