@@ -37,3 +37,29 @@ def write_color_folders(root: Path, n_per_class: int = 12, size: int = 48, class
             img = np.clip(base + rng.normal(0, 25, (size, size, 3)), 0, 255).astype(np.uint8)
             cv2.imwrite(str(d / f"{name}{i // 3:02d}-{i % 3}.png"), img)
     return root
+
+
+def kill_after_epoch(cmd: list[str], state_file: Path, epoch: int, cwd: Path, timeout: float = 900) -> int:
+    """Start `edgeclf train` (`cmd`), SIGKILL it once `state_file` says `epoch` epochs are done, and return the
+    epoch the state file holds after the kill (the caller asserts it landed where it meant)."""
+    import json
+    import signal
+    import subprocess
+    import time
+
+    p = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and p.poll() is None:
+            try:
+                if json.loads(state_file.read_text())["epoch"] >= epoch:
+                    break
+            except (FileNotFoundError, ValueError, KeyError):
+                pass
+            time.sleep(0.02)
+        p.send_signal(signal.SIGKILL)
+        p.wait(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    return json.loads(state_file.read_text())["epoch"]

@@ -7,16 +7,14 @@ from __future__ import annotations
 
 import csv
 import json
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from .conftest import REPO, write_color_folders
+from .conftest import REPO, kill_after_epoch, write_color_folders
 
 SIZE = 32
 
@@ -72,23 +70,8 @@ def test_a_cached_run_killed_while_fine_tuning_resumes_to_the_same_model(tmp_pat
     assert result["feature_views"] == 2 and 0 < result["feature_cache_seconds"] < result["train_seconds"]
 
     killed = tmp_path / "killed"
-    p = subprocess.Popen(_train(data, killed), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     state_file = killed / "state" / str(SIZE) / "state.json"
-    try:
-        deadline = time.monotonic() + 900
-        while time.monotonic() < deadline and p.poll() is None:
-            try:
-                if json.loads(state_file.read_text())["epoch"] >= 2:
-                    break
-            except (FileNotFoundError, ValueError, KeyError):
-                pass
-            time.sleep(0.02)
-        p.send_signal(signal.SIGKILL)
-        p.wait(timeout=60)
-    finally:
-        if p.poll() is None:
-            p.kill()
-    if json.loads(state_file.read_text())["epoch"] != 2:
+    if kill_after_epoch(_train(data, killed), state_file, 2, REPO) != 2:
         pytest.fail("the kill did not land in epoch 3 (the second fine-tuning epoch)")
     r = subprocess.run([sys.executable, "-m", "edgeclf", "-q", "train", "--resume", str(killed)], cwd=REPO,
                        capture_output=True, text=True, timeout=900)

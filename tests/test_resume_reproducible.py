@@ -6,16 +6,13 @@ not save a random layer's seed state in the backup), so four resumes of one back
 from __future__ import annotations
 
 import csv
-import json
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
-from .conftest import REPO, write_color_folders
+from .conftest import REPO, kill_after_epoch, write_color_folders
 
 SIZE, EPOCHS = 32, 3
 
@@ -41,23 +38,8 @@ def test_a_resumed_run_equals_the_uninterrupted_run(tmp_path: Path) -> None:
     subprocess.run(_train(data, whole), cwd=REPO, check=True, capture_output=True, timeout=600)
 
     killed = tmp_path / "killed"
-    p = subprocess.Popen(_train(data, killed), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     state_file = killed / "state" / str(SIZE) / "state.json"
-    try:
-        deadline = time.monotonic() + 600
-        while time.monotonic() < deadline and p.poll() is None:
-            try:
-                if json.loads(state_file.read_text())["epoch"] >= 2:
-                    break
-            except (FileNotFoundError, ValueError, KeyError):
-                pass
-            time.sleep(0.02)
-        p.send_signal(signal.SIGKILL)
-        p.wait(timeout=60)
-    finally:
-        if p.poll() is None:
-            p.kill()
-    assert json.loads(state_file.read_text())["epoch"] == 2 and not (killed / "run.json").exists(), \
+    assert kill_after_epoch(_train(data, killed), state_file, 2, REPO, 600) == 2 and not (killed / "run.json").exists(), \
         "the kill did not land in epoch 3"
     r = subprocess.run([sys.executable, "-m", "edgeclf", "-q", "train", "--resume", str(killed)], cwd=REPO,
                        capture_output=True, text=True, timeout=600)

@@ -24,7 +24,7 @@ import numpy as np
 
 from edgeclf.preprocess import PreprocessSpec
 from edgeclf.progress import Progress
-from edgeclf.train.recipe import BACKBONE_LAYER
+from edgeclf.train.recipe import BACKBONE_LAYER, first_trained_block
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ def split(model: Any, blocks: Sequence[str], fine_tune_blocks: int) -> CutModel 
     net = model.get_layer(BACKBONE_LAYER)
     names = [layer.name for layer in model.layers]
     at = names.index(BACKBONE_LAYER)
-    cut = blocks[max(len(blocks) - fine_tune_blocks, 0)] if fine_tune_blocks else ""
+    cut = first_trained_block(blocks, fine_tune_blocks) if fine_tune_blocks else ""
     try:
         cut_tensor = net.get_layer(cut).input if cut else net.output
         if isinstance(cut_tensor, (list, tuple)):
@@ -91,29 +91,24 @@ def _forward(trunk: Any) -> Any:
 def compute(sp: CutModel, batches: Any, n: int, views: int, progress: Progress | None = None,
             what: str = "") -> Features:
     """Run the trunk over `batches` (views * ceil(n / batch) batches of (image, label), view after view)."""
-    fwd = sp.forward
-    xs: list[np.ndarray] = []
-    ys: list[np.ndarray] = []
-    done = 0
-    for x, y in batches:
-        xs.append(np.asarray(fwd(x), dtype=np.float32))
-        ys.append(np.asarray(y))
-        done += len(xs[-1])
-        if progress:
-            progress(f"{what}: trunk features, {views} view(s)", done, views * n)
-    x_all, y_all = np.concatenate(xs), np.concatenate(ys)
+    report = (lambda done: progress(f"{what}: trunk features, {views} view(s)", done, views * n)) if progress else None
+    x_all, y_all = held_out_features(sp, batches, report)
     if len(x_all) != views * n:
         raise RuntimeError(f"trunk features: {len(x_all)} rows for {views} views of {n} images")
     return Features(x_all, y_all, views, n)
 
 
-def held_out_features(sp: CutModel, batches: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Features and labels of unaugmented held-out batches, in order."""
-    fwd = sp.forward
-    xs, ys = [], []
+def held_out_features(sp: CutModel, batches: Any, report: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """Features and labels of `batches`, in order (`report(rows done)` after each batch)."""
+    xs: list[np.ndarray] = []
+    ys: list[np.ndarray] = []
+    done = 0
     for x, y in batches:
-        xs.append(np.asarray(fwd(x), dtype=np.float32))
+        xs.append(np.asarray(sp.forward(x), dtype=np.float32))
         ys.append(np.asarray(y))
+        done += len(xs[-1])
+        if report:
+            report(done)
     return np.concatenate(xs), np.concatenate(ys)
 
 

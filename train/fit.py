@@ -240,8 +240,9 @@ def train_size(job: SizeJob, strategy: Any, progress: Progress | None = None) ->
                  size, len(job.train) + len(job.val), CACHE_BUDGET // 1024**3)
     plan = input_plan(strategy, cfg.batch_size, len(job.train), len(job.val), EVAL_BATCH)  # global batch, sharding
     backbone = BACKBONES.get(cfg.arch)
-    want_split = bool(backbone and cfg.weights != "none" and cfg.feature_views and plan.replicas == 1)
-    if backbone and cfg.weights != "none" and cfg.feature_views and plan.replicas > 1:
+    cacheable = bool(backbone and cfg.weights != "none" and cfg.feature_views)
+    want_split = cacheable and plan.replicas == 1
+    if cacheable and plan.replicas > 1:
         log.info("%d px: --feature-views needs one device; %d replicas run the whole net every step", size,
                  plan.replicas)
     with strategy.scope():

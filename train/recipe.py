@@ -16,7 +16,7 @@ included), like the edge nets. The from-scratch archs have one phase, `all`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 from edgeclf.train.backbones import BACKBONES, Backbone
 from edgeclf.train.config import TrainConfig
@@ -63,6 +63,11 @@ def is_bn(layer: Any) -> bool:
     return isinstance(layer, keras.layers.BatchNormalization)
 
 
+def first_trained_block(blocks: Sequence[str], fine_tune_blocks: int) -> str:
+    """The first layer of the lowest block that fine-tuning trains (the top `fine_tune_blocks` of `blocks`)."""
+    return blocks[max(len(blocks) - fine_tune_blocks, 0)]
+
+
 def apply(model: Any, phase: Phase, backbone: Backbone | None, fine_tune_blocks: int) -> None:
     """Set which layers of `model` train in `phase` (compile after this)."""
     if backbone is None:
@@ -74,7 +79,7 @@ def apply(model: Any, phase: Phase, backbone: Backbone | None, fine_tune_blocks:
     net.trainable = False
     if phase.kind == "head":
         return
-    first = backbone.blocks[max(len(backbone.blocks) - fine_tune_blocks, 0)]
+    first = first_trained_block(backbone.blocks, fine_tune_blocks)
     layers = walk(net)[1:]
     names = [layer.name for layer in layers]
     if first not in names:
