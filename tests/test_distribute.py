@@ -177,7 +177,7 @@ def test_two_workers_killed_mid_run_resume_from_the_chiefs_backup(colors: Path, 
     out = tmp_path / "run"
     epochs = 4
     args = ["train", "--arch", "edge", str(colors), "--out", str(out), "--strategy", "multi-worker", "--size", "32", "--epochs",
-            str(epochs), "--batch-size", "4", "--patience", "50", "--no-augment"]
+            str(epochs), "--batch-size", "4", "--patience", "50", "--no-augment", "--backup-every", "0"]
     configs = _tf_configs(2)
     killed_tmp = tmp_path / "worker-tmp-killed"
     killed_tmp.mkdir()

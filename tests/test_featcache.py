@@ -52,7 +52,8 @@ def test_each_epoch_trains_on_one_whole_view_reshuffled() -> None:
 
 def _train(data: Path, out: Path) -> list[str]:
     return [sys.executable, "-m", "edgeclf", "-q", "train", str(data), "--out", str(out), "--size", str(SIZE),
-            "--epochs", "3", "--head-epochs", "1", "--feature-views", "2", "--batch-size", "8", "--seed", "5"]
+            "--epochs", "3", "--head-epochs", "1", "--feature-views", "2", "--batch-size", "8", "--seed", "5",
+            "--backup-every", "0"]
 
 
 def _history(run: Path) -> list[tuple[str, str, str]]:

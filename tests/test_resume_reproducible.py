@@ -19,7 +19,8 @@ SIZE, EPOCHS = 32, 3
 
 def _train(data: Path, out: Path) -> list[str]:
     return [sys.executable, "-m", "edgeclf", "-q", "train", "--arch", "edge", str(data), "--out", str(out), "--size", str(SIZE),
-            "--epochs", str(EPOCHS), "--batch-size", "8", "--patience", "50", "--seed", "5"]
+            "--epochs", str(EPOCHS), "--batch-size", "8", "--patience", "50", "--seed", "5",
+            "--backup-every", "0"]
 
 
 def _history(run: Path) -> list[tuple[str, str, str]]:
@@ -47,4 +48,16 @@ def test_a_resumed_run_equals_the_uninterrupted_run(tmp_path: Path) -> None:
 
     assert _history(killed) == _history(whole)  # every epoch's loss and val_loss, as printed: the same digits
     for a, b in zip(_weights(killed), _weights(whole), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_backups_at_an_interval_train_the_same_model_as_backups_every_epoch(tmp_path: Path) -> None:
+    """--backup-every only changes when files are written: the default interval (one backup at the end of this
+    short run) and a backup after every epoch give the same epochs and weights, bit for bit."""
+    data = write_color_folders(tmp_path / "data", n_per_class=20, size=48)
+    every, interval = tmp_path / "every", tmp_path / "interval"
+    subprocess.run(_train(data, every), cwd=REPO, check=True, capture_output=True, timeout=600)
+    subprocess.run(_train(data, interval)[:-2], cwd=REPO, check=True, capture_output=True, timeout=600)
+    assert _history(interval) == _history(every)
+    for a, b in zip(_weights(interval), _weights(every), strict=True):
         np.testing.assert_array_equal(a, b)

@@ -47,7 +47,8 @@ def test_sigkill_mid_epoch_then_resume(tmp_path: Path) -> None:
     out = tmp_path / "run"
     size, epochs = 96, 6
     cmd = [sys.executable, "-m", "edgeclf", "-q", "train", "--arch", "edge", str(data), "--out", str(out), "--size", str(size),
-           "--epochs", str(epochs), "--batch-size", "4", "--patience", "50", "--no-augment", "--select", "accuracy"]
+           "--epochs", str(epochs), "--batch-size", "4", "--patience", "50", "--no-augment", "--select", "accuracy",
+           "--backup-every", "0"]  # a backup after every epoch, so the kill lands between two
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     state_file = out / "state" / str(size) / "state.json"
     try:
@@ -163,3 +164,80 @@ def test_a_second_writer_of_one_run_is_refused(tmp_path: Path) -> None:
     assert (out / "metrics.json").read_text() == before
     r = runner.invoke(app, ["train", "--resume", str(out)])  # released: resume works again
     assert r.exit_code == 0 and "nothing to resume" in r.output, r.output
+
+
+def test_backups_wait_for_their_interval_and_a_divergence_keeps_the_best_not_yet_written(tmp_path: Path) -> None:
+    """--backup-every: epochs between backups write nothing; a divergence then writes the best epoch's weights
+    (kept in memory, not the diverged live ones) and a state that names what is on disk (no backup yet)."""
+    import keras
+
+    from edgeclf.preprocess import PreprocessSpec
+    from edgeclf.train.archs import build_model
+    from edgeclf.train.callbacks import EpochKeeper, SizeState
+    from edgeclf.train.modelio import inference_view
+    from edgeclf.train.tfdata import eval_dataset, train_dataset
+
+    data = write_color_folders(tmp_path / "d", n_per_class=8, size=32)
+    files = sorted(str(p) for p in data.glob("*/*.png"))
+    labels = [0 if "/blue/" in f else 1 for f in files]
+    spec = PreprocessSpec(32, 32)
+    keras.utils.set_random_seed(0)
+    model = build_model("edge", 32, 2)
+    model.compile(keras.optimizers.RMSprop(1e-3), "binary_crossentropy", metrics=["accuracy"])
+    best, sdir = tmp_path / "models" / "32.keras", tmp_path / "state"
+    sdir.mkdir()
+    keeper = EpochKeeper(size=32, state=SizeState(32), state_dir=sdir, best_path=best,
+                         history_path=tmp_path / "history.csv", inference_model=inference_view(model), patience=50,
+                         epochs=6, n_train=len(files), log_epochs=False, select="loss", backup_every=1e9)
+    vds = eval_dataset(files, labels, spec, 8, 2)
+    model.fit(train_dataset(files, labels, spec, 4, 2, 0, 0, 3), validation_data=vds, epochs=3, steps_per_epoch=4,
+              callbacks=[keeper.callback], verbose=0)
+    assert keeper.state.epoch == 3 and keeper.state.best is not None
+    assert not (sdir / "state.json").exists() and not best.exists() and not list(sdir.glob("backup-*"))
+    kept = keeper.state.best
+    assert kept.epoch == 3  # the validation loss fell each epoch (seeded)
+    expected = [np.array(w) for w in inference_view(model).get_weights()]
+    pick = inference_view(model)
+    keeper._epoch_end(model, 3, {"loss": 0.5, "val_loss": 99.0, "val_accuracy": 0.0})  # a worse 4th epoch
+    model.set_weights([np.full_like(w, np.nan) for w in model.get_weights()])  # then the weights blow up
+    keeper._epoch_end(model, 4, {"loss": float("nan"), "val_loss": float("nan"), "val_accuracy": 0.0})
+    saved = json.loads((sdir / "state.json").read_text())
+    assert saved["status"] == "diverged" and saved["epoch"] == 0 and saved["backup"] is None
+    assert saved["best"]["epoch"] == kept.epoch and not list(sdir.glob("backup-*"))
+    written = load_keras(best).get_weights()
+    assert all(np.isfinite(w).all() for w in written)
+    for a, b in zip(written, expected, strict=True):  # the best epoch's weights, to the bit
+        np.testing.assert_array_equal(a, b)
+    assert all(np.isnan(w).all() for w in pick.get_weights() if w.dtype.kind == "f")  # the live weights were put back
+
+
+def test_a_flush_writes_the_best_model_the_backup_and_then_the_state(tmp_path: Path) -> None:
+    """At the interval (0 here: every epoch) the best model, the backup and the state are written together."""
+    import keras
+
+    from edgeclf.train.archs import build_model
+    from edgeclf.train.callbacks import EpochKeeper, SizeState
+    from edgeclf.train.modelio import inference_view
+
+    keras.utils.set_random_seed(0)
+    model = build_model("edge", 32, 2)
+    model.compile(keras.optimizers.RMSprop(1e-3), "binary_crossentropy")
+    best, sdir = tmp_path / "models" / "32.keras", tmp_path / "state"
+    sdir.mkdir()
+    keeper = EpochKeeper(size=32, state=SizeState(32), state_dir=sdir, best_path=best,
+                         history_path=tmp_path / "history.csv", inference_model=inference_view(model), patience=50,
+                         epochs=3, n_train=8, log_epochs=False, select="loss", backup_every=1e9)
+    keeper._epoch_end(model, 0, {"loss": 0.6, "val_loss": 0.6, "val_accuracy": 0.5})
+    assert not best.exists()
+    keeper.flush(model)  # what train_size does at the end of a phase
+    saved = json.loads((sdir / "state.json").read_text())
+    assert saved["epoch"] == 1 and saved["backup"] == "backup-1.keras" and saved["best"]["epoch"] == 1
+    assert best.exists() and (sdir / "backup-1.keras").exists()
+    mtime = (sdir / "state.json").stat().st_mtime_ns
+    keeper.flush(model)  # nothing new: nothing written
+    assert (sdir / "state.json").stat().st_mtime_ns == mtime
+    keeper._epoch_end(model, 1, {"loss": 0.6, "val_loss": 0.7, "val_accuracy": 0.5})
+    keeper._epoch_end(model, 2, {"loss": 0.6, "val_loss": 0.8, "val_accuracy": 0.5})  # the last epoch: written
+    saved = json.loads((sdir / "state.json").read_text())
+    assert saved["epoch"] == 3 and saved["backup"] == "backup-3.keras" and saved["best"]["epoch"] == 1
+    assert [p.name for p in sdir.glob("backup-*")] == ["backup-3.keras"]

@@ -107,7 +107,7 @@ class EpochKeeper:
 
     def __init__(self, *, size: int, state: SizeState, state_dir: Path, best_path: Path, history_path: Path,
                  inference_model: Any, patience: int, epochs: int, n_train: int, log_epochs: bool,
-                 select: str = "accuracy"):
+                 select: str = "accuracy", backup_every: float = 0.0):
         import keras
 
         keeper = self
@@ -130,8 +130,12 @@ class EpochKeeper:
         self.best_path, self.history_path, self.inference_model = best_path, history_path, inference_model
         self.patience, self.epochs, self.n_train, self.log_epochs = patience, epochs, n_train, log_epochs
         self.select = select
+        self.backup_every = backup_every
         self._epoch = state.epoch
         self._t0 = self._t_train = time.perf_counter()
+        self._saved = state  # what state.json holds: the epoch its backup holds, the best the best file holds
+        self._saved_at = time.monotonic()
+        self._best_weights: list[Any] | None = None  # the best epoch's weights while not yet written
 
     @property
     def state_path(self) -> Path:
@@ -140,8 +144,14 @@ class EpochKeeper:
     def _diverged(self, model: Any, where: str) -> None:
         model.stop_training = True
         if self.state.status != "diverged":
-            self.state = replace(self.state, status="diverged", stopped="nan", diverged_at=where)
+            # Back to what is on disk (epochs since the last backup are lost), keeping a better model not yet written.
+            best = self._saved.best
+            if self._best_weights is not None:
+                self._write_best()
+                best = self.state.best
+            self.state = replace(self._saved, best=best, status="diverged", stopped="nan", diverged_at=where)
             self._save_state()
+            self._saved = self.state
 
     def _save_state(self) -> None:
         try:
@@ -158,6 +168,40 @@ class EpochKeeper:
             raise RunError(f"{path}: cannot write the model ({e.strerror}); free disk space, then --resume "
                            "this run") from None
 
+    def flush(self, model: Any) -> None:
+        """Write what the epochs since the last backup changed: the best model (if a newer one), a backup of
+        `model` (weights and optimizer) holding the last epoch, then the state naming both, then the history.
+        Called after an epoch once --backup-every seconds have passed, at the last epoch, at an early stop and
+        at the end of each phase; a kill in between resumes from the last backup and repeats those epochs."""
+        if self.state == self._saved:
+            return
+        if self._best_weights is not None:
+            self._write_best()
+        backup = f"backup-{self.state.epoch}.keras"
+        self._save_model(model, self.state_dir / backup)
+        old = self._saved.backup
+        self.state = replace(self.state, backup=backup)
+        self._save_state()
+        self._saved, self._saved_at = self.state, time.monotonic()
+        if old and old != backup:
+            (self.state_dir / old).unlink(missing_ok=True)
+        try:
+            write_text(self.history_path, history_csv(self.state.history))
+        except OSError as e:
+            raise RunError(f"{self.history_path}: cannot write ({e.strerror}); free disk space, then --resume") from None
+
+    def _write_best(self) -> None:
+        """The best model file from the weights kept at its epoch; the live weights (perhaps of a later epoch,
+        or diverged) are put back after."""
+        assert self._best_weights is not None
+        live = self.inference_model.get_weights()
+        try:
+            self.inference_model.set_weights(self._best_weights)
+            self._save_model(self.inference_model, self.best_path)
+        finally:
+            self.inference_model.set_weights(live)
+        self._best_weights = None
+
     def _epoch_end(self, model: Any, epoch: int, logs: dict[str, Any]) -> None:
         self._epoch = epoch + 1
         bad = _bad_loss(logs, ("loss", "val_loss"))
@@ -171,23 +215,15 @@ class EpochKeeper:
         best, wait = self.state.best, self.state.wait
         improved = best is None or best.beaten_by(acc, loss, self.select)
         if improved:
-            self._save_model(self.inference_model, self.best_path)
+            self._best_weights = self.inference_model.get_weights()  # written with the next backup
             best, wait = Best(acc, loss, epoch + 1), 0
         else:
             wait += 1
-        backup = f"backup-{epoch + 1}.keras"
-        self._save_model(model, self.state_dir / backup)
-        old = self.state.backup
         stop = wait >= self.patience and epoch + 1 < self.epochs and self.select != "last"
-        self.state = replace(self.state, epoch=epoch + 1, backup=backup, best=best, wait=wait,
+        self.state = replace(self.state, epoch=epoch + 1, best=best, wait=wait,
                              history=self.state.history + (row,), stopped="early" if stop else None)
-        self._save_state()
-        if old and old != backup:
-            (self.state_dir / old).unlink(missing_ok=True)
-        try:
-            write_text(self.history_path, history_csv(self.state.history))
-        except OSError as e:
-            raise RunError(f"{self.history_path}: cannot write ({e.strerror}); free disk space, then --resume") from None
+        if stop or epoch + 1 >= self.epochs or time.monotonic() - self._saved_at >= self.backup_every:
+            self.flush(model)
         if self.log_epochs:
             log.info("%d px  epoch %d/%d  loss %.4f acc %.4f | val_loss %.4f val_acc %.4f | %.1fs %.0f img/s%s",
                      self.size, epoch + 1, self.epochs, logs.get("loss", float("nan")), logs.get("accuracy", float("nan")),

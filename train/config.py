@@ -32,6 +32,7 @@ DEFAULT_WARM_EPOCHS = {"pretrained": 5, "scratch": 10}
 # min(6, 5) = 5 views: the very pixels the whole net saw.
 DEFAULT_FEATURE_VIEWS = 6
 DEFAULT_HEAD_EPOCHS = 10  # pretrained: epochs with the backbone frozen before its top blocks train too
+DEFAULT_BACKUP_EVERY = 30.0  # seconds between resume backups (--backup-every)
 
 
 def _same_dir(a: str, b: str) -> bool:
@@ -85,6 +86,9 @@ class TrainConfig:
     # the top blocks and head on them (train/featcache.py); 0: the whole net runs at every step.
     feature_views: int = DEFAULT_FEATURE_VIEWS
     precision: str = "auto"  # what the model computes in while training (train/precision.py); saved float32
+    # Seconds between resume backups (with the best model): a backup is two model files, about half a second
+    # each for the default net, and after every epoch they were a tenth of a run; 0: after every epoch.
+    backup_every: float = DEFAULT_BACKUP_EVERY
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHS:
@@ -103,6 +107,8 @@ class TrainConfig:
             raise UsageError("--weights is empty; expected imagenet, none or a weights file")
         if self.feature_views < 0:
             raise UsageError(f"--feature-views {self.feature_views} must be 0 (run the whole net every step) or more")
+        if not 0.0 <= self.backup_every < float("inf"):
+            raise UsageError(f"--backup-every {self.backup_every} must be 0 (after every epoch) or more seconds (e.g. 30)")
         if self.fine_tune_blocks < 0:
             raise UsageError(f"--fine-tune-blocks {self.fine_tune_blocks} must be 0 (head only) or more")
         if not (self.fine_tune_lr > 0 and self.fine_tune_lr < float("inf")):

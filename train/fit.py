@@ -256,7 +256,7 @@ def train_size(job: SizeJob, strategy: Any, progress: Progress | None = None) ->
                     history_path=job.run.path / f"history-{size}.csv",
                     inference_model=saved_as_float32(inference_view(model)),
                     patience=cfg.patience, epochs=epochs, n_train=len(job.train), log_epochs=not progress,
-                    select=cfg.select)
+                    select=cfg.select, backup_every=cfg.backup_every)
     done = state.epoch >= epochs or state.stopped == "early"
     feats = None
     if not done:
@@ -297,6 +297,7 @@ def train_size(job: SizeJob, strategy: Any, progress: Progress | None = None) ->
                               callbacks=[reseed_callback(cfg.seed), *bn, keeper.callback]
                               + ([epoch_progress(progress, f"{size} px", epochs, plan.steps)] if progress else []),
                               verbose=0, shuffle=False)
+            keeper.flush(fit_model)  # each phase ends on a backup
     state = keeper.state
     if state.status == "diverged":
         kept = (f"the last good model stays at {best_path} (epoch {state.best.epoch}, val_accuracy "

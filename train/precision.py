@@ -131,7 +131,7 @@ def float32_copy(model: Any) -> Any:
 
 
 class _Float32Saver:
-    """Stands in for the model where only `.save` is called: writes the float32 copy of its current weights."""
+    """Stands in for the model where `.save` writes the float32 copy of its current weights; weights pass through."""
 
     def __init__(self, model: Any):
         self._model = model
@@ -143,6 +143,12 @@ class _Float32Saver:
         else:
             self._twin.set_weights(self._model.get_weights())
         self._twin.save(path)
+
+    def get_weights(self) -> list[Any]:
+        return self._model.get_weights()
+
+    def set_weights(self, weights: list[Any]) -> None:
+        self._model.set_weights(weights)
 
 
 def saved_as_float32(model: Any) -> Any:

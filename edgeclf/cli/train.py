@@ -14,7 +14,7 @@ _TUNABLE = ("add", "validation_dir", "validation_split", "test_dir", "test_split
             "weight_decay", "select", "split", "group_pattern", "strict", "augment", "arch", "size",
             "lr", "schedule", "epochs", "batch_size", "seed", "out", "patience", "max_pixels", "strategy",
             "warm_start", "warm_epochs", "weights", "head_epochs", "fine_tune_blocks", "fine_tune_lr", "precision",
-            "feature_views")
+            "feature_views", "backup_every")
 
 
 @command("train")
@@ -63,6 +63,9 @@ def train(
                                             "bf16 instructions and it measured faster for the net and size; float16 "
                                             "on a GPU; else float32), float32, bfloat16 or float16. The saved model "
                                             "is float32 either way. [default: auto]"),
+    backup_every: Optional[float] = typer.Option(None, "--backup-every", help="Seconds between resume backups "
+                                                 "(a kill repeats at most that much training); 0: after every "
+                                                 "epoch. [default: 30]"),
     size: Optional[List[int]] = typer.Option(None, "--size", help="Input size; repeat for several. [default: 300, 150]"),
     lr: Optional[float] = typer.Option(None, "--lr", help="RMSprop learning rate. [default: 0.001]"),
     schedule: Optional[str] = typer.Option(None, "--schedule", help="cosine (decay from --lr to 0 over the epochs) "
