@@ -12,6 +12,7 @@ distribution measuring itself.
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 from dataclasses import asdict, dataclass
@@ -109,8 +110,14 @@ class SimFrame:
 
 
 def frames(items: Sequence[tuple[str, int]], sim: CameraSim, per_image: int = 1,
-           max_pixels: int | None = None) -> Iterator[SimFrame]:
-    """`per_image` frames of each (path, label) item, in item order; backgrounds borrow other items' images."""
+           max_pixels: int | None = None, workers: int | None = None) -> Iterator[SimFrame]:
+    """`per_image` frames of each (path, label) item, in item order; backgrounds borrow other items' images.
+
+    Items are drawn by `workers` threads (default: the usable cores, at most 4; OpenCV and numpy's large
+    operations release the GIL), a few items ahead of the consumer: the same frames, byte for byte, as one
+    thread draws (each frame's generator is keyed by its index), with bounded memory."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from .imageio import DEFAULT_MAX_PIXELS, read_bgr
 
     if per_image < 1:
@@ -119,14 +126,29 @@ def frames(items: Sequence[tuple[str, int]], sim: CameraSim, per_image: int = 1,
     pool_rng = np.random.default_rng(sim.seed + 7919)
     pool_idx = sorted(pool_rng.choice(len(items), size=min(8, len(items)), replace=False).tolist()) if items else []
     pool = [read_bgr(items[i][0], cap) for i in pool_idx]
-    k = 0
-    for n, (path, label) in enumerate(items):
+
+    def item_frames(n: int) -> list[SimFrame]:
+        path, label = items[n]
         img = read_bgr(path, cap)
         others = [p for i, p in zip(pool_idx, pool) if i != n]
-        for _ in range(per_image):
-            rng = np.random.default_rng([sim.seed, k])
-            yield SimFrame(make_frame(img, rng, sim, others), label, str(path), k)
-            k += 1
+        ks = range(n * per_image, (n + 1) * per_image)
+        return [SimFrame(make_frame(img, np.random.default_rng([sim.seed, k]), sim, others), label, str(path), k)
+                for k in ks]
+
+    workers = workers or min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    if workers <= 1 or len(items) < 2:
+        for n in range(len(items)):
+            yield from item_frames(n)
+        return
+    with ThreadPoolExecutor(workers, thread_name_prefix="edgeclf-camsim") as ex:
+        ahead = collections.deque(ex.submit(item_frames, n) for n in range(min(2 * workers, len(items))))
+        nxt = len(ahead)
+        while ahead:
+            done = ahead.popleft().result()
+            if nxt < len(items):
+                ahead.append(ex.submit(item_frames, nxt))
+                nxt += 1
+            yield from done
 
 
 def write_video(sim_frames: Sequence[SimFrame] | Iterator[SimFrame], path: str | os.PathLike[str],
