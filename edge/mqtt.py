@@ -11,7 +11,11 @@ label change the events filter reports, like the `change` event) and
 The frame loop only appends to a bounded queue (the oldest message is dropped when it is full, and
 counted); one sender thread encodes the frames' JSON and hands messages to paho-mqtt while connected, and
 paho's network thread (`loop_start`) connects and reconnects with back-off. So a broker that is away never
-slows a frame.
+slows a frame. The sender wakes once per `linger` (50 ms) at most, not once per message: a burst of label
+changes goes out in one wake-up, and of several retained states queued only the newest is sent
+(a subscriber would have seen it replace the others within the same 50 ms). Each message woke the sender,
+paho's network thread and the broker before; at hundreds of changes a second that was most of what --mqtt
+cost a busy 2-core frame loop.
 paho-mqtt is imported only when --mqtt is given (`pip install 'edgeclf[mqtt]'`). The password (from the
 URL or $EDGECLF_MQTT_PASSWORD) is kept out of `repr`, events, /status and error messages.
 """
@@ -62,6 +66,7 @@ class MqttConfig:
     max_queue: int = 1000  # messages kept while the broker is away; the oldest goes first
     keepalive: int = 30  # seconds; the broker sends the last will after 1.5x this without a word
     reconnect: tuple[int, int] = (1, 30)  # paho's reconnect back-off, seconds (min, max)
+    linger: float = 0.05  # seconds the sender waits after the first queued message, to send a burst at once
 
     @property
     def display(self) -> str:
@@ -170,13 +175,15 @@ class MqttPublisher:
         self._queue: collections.deque[tuple[str, bytes | dict[str, Any], bool]] = collections.deque()  # dict: JSON
         self._cond = threading.Condition()
         self._closing = False
+        self._sending = False  # the sender holds a batch taken from the queue
         self._connected = threading.Event()
         self._last_state = 0.0
         self._last_refusal = ""
         self._infos: collections.deque[Any] = collections.deque(maxlen=64)
         self.stats: dict[str, Any] = {"broker": config.display, "connected": False, "connects": 0, "reconnects": 0,
                                       "disconnects": 0, "queued": 0, "sent": 0, "dropped": 0, "unsent": 0,
-                                      "refused": None}
+                                      "coalesced": 0, "refused": None}
+        self._hello_topics = frozenset(topic for topic, _, _ in self._hello())
         self._client = self._make_client()
         self._sender = threading.Thread(target=self._send_loop, name="edgeclf-mqtt-send", daemon=True)
 
@@ -256,13 +263,22 @@ class MqttPublisher:
         """Queue (topic, payload, retain) messages under one lock; a dict payload (one nobody changes after this
         call) is encoded by the sender thread, off the frame loop."""
         with self._cond:
+            idle = not self._queue  # the sender sleeps only on an empty queue: wake it for the first message only
             for message in messages:
                 if len(self._queue) >= self.config.max_queue:
-                    self._queue.popleft()
-                    self.stats["dropped"] += 1
+                    self._drop_oldest()
                 self._queue.append(message)
             self.stats["queued"] = len(self._queue)
-            self._cond.notify()
+            if idle:
+                self._cond.notify()
+
+    def _drop_oldest(self) -> None:
+        """Drop the oldest queued message but the availability and discovery ones a (re)connect put first: a
+        broker that comes back must hear `online` and the discovery configs whatever the frames queued since."""
+        hello = self._hello_topics
+        at = next((i for i, (topic, _, _) in enumerate(self._queue) if topic not in hello), 0)
+        del self._queue[at]
+        self.stats["dropped"] += 1
 
     def frame(self, label: str, score: float, smoothed: float, seq: int, fps: float, *, report: bool,
               previous: str | None, unknown_by: str | None = None, shown: bool = True,
@@ -294,19 +310,28 @@ class MqttPublisher:
                     self._cond.wait(0.5)
                 if not self._queue or not self._connected.is_set():
                     return  # closing, and nothing more can go out now
-                topic, data, retain = self._queue.popleft()
-                self.stats["queued"] = len(self._queue)
-            if not isinstance(data, bytes):
-                data = _json(data)
-            info = self._client.publish(topic, data, qos=1, retain=retain)
-            if info.rc != mqtt.MQTT_ERR_SUCCESS:  # not connected after all, or paho's own queue is full
-                with self._cond:
-                    self._queue.appendleft((topic, data, retain))
-                    self.stats["queued"] = len(self._queue)
-                    if info.rc != mqtt.MQTT_ERR_NO_CONN:
-                        self._cond.wait(0.2)
-            else:
+                if self.config.linger > 0 and not self._closing:
+                    self._cond.wait(self.config.linger)  # more of a burst arrives without waking this thread
+                batch = _newest_state(list(self._queue), self.config.topic("state"))
+                self._sending = True  # close() waits for this batch too, not only for the queue
+                self.stats["coalesced"] += len(self._queue) - len(batch)
+                self._queue.clear()
+                self.stats["queued"] = 0
+            for i, (topic, data, retain) in enumerate(batch):
+                if not isinstance(data, bytes):
+                    data = _json(data)
+                info = self._client.publish(topic, data, qos=1, retain=retain)
+                if info.rc != mqtt.MQTT_ERR_SUCCESS:  # not connected after all, or paho's own queue is full
+                    with self._cond:
+                        self._queue.extendleft(reversed([(topic, data, retain), *batch[i + 1:]]))
+                        self.stats["queued"] = len(self._queue)
+                        if info.rc != mqtt.MQTT_ERR_NO_CONN:
+                            self._cond.wait(0.2)
+                    break
                 self._infos.append(info)
+            with self._cond:
+                self._sending = False
+                self._cond.notify_all()
 
     def close(self, summary: dict[str, Any] | None = None, timeout: float = 5.0) -> None:
         """Publish the summary and `offline`, wait up to `timeout` for them, disconnect; what is left is `unsent`."""
@@ -317,7 +342,7 @@ class MqttPublisher:
         self.put("availability", b"offline", retain=True)
         deadline = time.monotonic() + timeout
         with self._cond:  # a short run may end before the first connection is up: give it `timeout`
-            while self._queue and time.monotonic() < deadline:
+            while (self._queue or self._sending) and time.monotonic() < deadline:
                 self._cond.wait(0.05)
         for info in list(self._infos):
             left = deadline - time.monotonic()
@@ -336,6 +361,13 @@ class MqttPublisher:
         self._client.loop_stop()
         self.stats["connected"] = False
         self.stats["queued"] = 0
+
+
+def _newest_state(batch: list[tuple[str, Any, bool]], state_topic: str) -> list[tuple[str, Any, bool]]:
+    """The batch in order without the retained states a later one replaces (availability, discovery, changes and
+    the summary all go out)."""
+    last = max((i for i, m in enumerate(batch) if m[0] == state_topic and m[2]), default=-1)
+    return [m for i, m in enumerate(batch) if not (m[0] == state_topic and m[2]) or i == last]
 
 
 _ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode  # json.dumps builds one per call

@@ -27,7 +27,8 @@ def broker(tmp_path: Path):
 
 
 def _run(bundles, broker: Mosquitto, prefix: str, flt: EventsFilter) -> tuple[list[dict], Subscriber]:
-    """The fixture images with --unknown 0.95 (several frames say unknown by margin), a state every frame."""
+    """The fixture images with --unknown 0.95 (several frames say unknown by margin), a state every frame (of
+    those queued within one 50 ms linger, the newest is sent)."""
     sub = Subscriber(broker.port, [f"{prefix}/#"])
     mqtt = MqttConfig.parse(f"mqtt://127.0.0.1:{broker.port}/{prefix}", discovery=None, interval=1e-9)
     stream = io.StringIO()
@@ -44,6 +45,13 @@ def _key(m: dict) -> tuple:
     return m["label"], m["frame"], m.get("previous"), m.get("unknown_by")
 
 
+def _newest_of(sent: list, queued: list) -> bool:
+    """`sent` is `queued` with some states left out (the sender sends only the newest of the states queued within
+    one linger), in order, ending with the last one."""
+    it = iter(queued)
+    return bool(sent) and sent[-1] == queued[-1] and all(any(x == y for y in it) for x in sent)
+
+
 def test_mqtt_follows_the_events_filter_and_says_unknown_by(bundles, broker: Mosquitto) -> None:
     events, sub = _run(bundles, broker, "cams/all", EventsFilter())
     frames = [e for e in events if e["event"] in ("change", "frame")]
@@ -52,8 +60,8 @@ def test_mqtt_follows_the_events_filter_and_says_unknown_by(bundles, broker: Mos
     changes = [e for e in frames if e["event"] == "change"]
     assert [_key(m) for m in sub.json("cams/all/change")] == [_key(e) for e in changes]
     states = sub.json("cams/all/state")
-    assert [_key(s) for s in states] == [_key({**e, "previous": None}) for e in frames]  # one per frame
-    assert {s["unknown_by"] for s in states if s["label"] == "unknown"} == {"margin"}
+    assert _newest_of([_key(s) for s in states], [_key({**e, "previous": None}) for e in frames])  # one per frame
+    assert all(s["unknown_by"] == "margin" for s in states if s["label"] == "unknown")  # as the changes say
     assert not any("unknown_by" in s for s in states if s["label"] != "unknown")
 
     # --events-ignore unknown: no change into unknown, and the state topic never says unknown.
@@ -63,7 +71,7 @@ def test_mqtt_follows_the_events_filter_and_says_unknown_by(bundles, broker: Mos
     assert [_key(m) for m in sub.json("cams/quiet/change")] == [_key(e) for e in changes]
     states = sub.json("cams/quiet/state")
     shown = [e for e in events if e["event"] in ("change", "frame") and e["label"] != "unknown"]
-    assert [s["frame"] for s in states] == [e["frame"] for e in shown]
+    assert _newest_of([s["frame"] for s in states], [e["frame"] for e in shown])
     assert len(shown) < len(frames) and all(s["label"] != "unknown" for s in states)
 
     # --events-only horses: only changes into or out of horses, the same on both sides.
@@ -71,4 +79,4 @@ def test_mqtt_follows_the_events_filter_and_says_unknown_by(bundles, broker: Mos
     changes = [e for e in events if e["event"] == "change"]
     assert changes and all("horses" in (e["label"], e["previous"]) for e in changes)
     assert [_key(m) for m in sub.json("cams/horses/change")] == [_key(e) for e in changes]
-    assert {s["label"] for s in sub.json("cams/horses/state")} == {e["label"] for e in changes}
+    assert {s["label"] for s in sub.json("cams/horses/state")} <= {e["label"] for e in changes}
