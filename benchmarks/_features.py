@@ -23,9 +23,11 @@ from typing import Any, Callable, Sequence
 
 GOAL = 1.05  # issue 14: each part costs the frame loop < 5 %
 METRICS = ("p50", "mean", "work")  # per-frame p50, per-frame mean, the loop's own time per frame (mean)
-FEATURES = ("decide", "capture", "capture-every", "mqtt", "serve", "shadow", "watch", "everything")
+PARTS = ("decide", "capture", "mqtt", "serve", "shadow", "watch")  # what "everything" turns on
+BUT = tuple(f"everything-but-{p}" for p in PARTS)  # everything with one part off: what that part costs among the rest
+FEATURES = ("decide", "capture", "capture-every", "mqtt", "serve", "shadow", "watch", "everything", *BUT)
 GROUPS = {"extras": ("mqtt", "serve", "shadow", "capture", "everything"), "capture": ("capture", "capture-every"),
-          "decide": ("decide",), "all": FEATURES}
+          "decide": ("decide",), "attribution": ("everything", *BUT), "all": FEATURES}
 DESCRIBE = {
     "decide": "calibrated scores + --unknown auto (+ feature distance) + --threshold per class + --events-ignore",
     "capture": "--capture DIR, default limits",
@@ -35,6 +37,7 @@ DESCRIBE = {
     "shadow": "--shadow (the same bundle) every 10th frame",
     "watch": "--watch (bundle folder checked every 1 s)",
     "everything": "all of the above at once (capture with default limits)",
+    **{f"everything-but-{p}": f"everything but {p}" for p in PARTS},
 }
 
 
@@ -88,13 +91,18 @@ def feature_options(name: str, clf: Any, broker: Any, tmp: Path, round_no: int) 
     from edgeclf.edge.postprocess import SmoothConfig
     from edgeclf.edge.reload import ReloadConfig
 
-    parts = FEATURES[:-1] if name == "everything" else (name,)
+    if name == "everything":
+        parts: tuple[str, ...] = PARTS
+    elif name.startswith("everything-but-"):
+        parts = tuple(p for p in PARTS if p != name[len("everything-but-"):])
+    else:
+        parts = (name,)
     opts: dict[str, Any] = {}
     for part in parts:
         if part == "decide":
             opts["smooth"] = SmoothConfig(threshold=0.5, class_thresholds=tuple((lab, 0.6) for lab in clf.labels))
             opts["events_filter"] = EventsFilter(ignore=("uncertain",))
-        elif part == "capture" or (part == "capture-every" and name != "everything"):
+        elif part in ("capture", "capture-every"):
             every = {"below": 1.0, "interval": 0.0, "sample": 0.0} if part == "capture-every" else {}
             opts["capture"] = CaptureConfig(tmp / f"kept-{name}-{round_no}", **every)
         elif part == "mqtt":

@@ -18,7 +18,9 @@ frame offered), --mqtt to a local mosquitto, --serve with /metrics scraped twice
 same bundle, every 10th frame), --watch, and all of them at once. Each round runs plain and feature back to
 back (order alternating), so the figure is the spread of per-round ratios: median, bootstrap 95 % interval
 of the median, min-max. Goal: the per-frame p50 with the feature on < 1.05x the plain one. --extras,
---capture and --decide run the subsets they name (extras: mqtt, serve, shadow, capture, everything).
+--capture and --decide run the subsets they name (extras: mqtt, serve, shadow, capture, everything);
+--attribution runs everything and everything-but-X for each part X: what X costs with all the others on
+(where the threads of the parts compete, a part alone can look cheaper than it is beside the rest).
 
     .venv/bin/python benchmarks/edge_frame_cost.py [--run RUN] [--frames 120] [--repeats 5] [--features]
 """
@@ -66,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--capture", action="store_true", help="--features capture,capture-every")
     p.add_argument("--decide", action="store_true", help="--features decide")
     p.add_argument("--extras", action="store_true", help="--features mqtt,serve,shadow,capture,everything")
+    p.add_argument("--attribution", action="store_true", help="--features everything and everything-but-X for each "
+                   "part X: what each part costs with the others on")
     a = p.parse_args(argv)
     features = feature_names(a)
     c.quiet_tensorflow()
@@ -124,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
 def feature_names(a: Any) -> list[str]:
     """The features asked for, in FEATURES order; an unknown name is one line and exit 2."""
     names = set(f.FEATURES if a.features == "all" else (a.features or "").split(",")) - {""}
-    for flag in ("capture", "decide", "extras"):
+    for flag in ("capture", "decide", "extras", "attribution"):
         if getattr(a, flag):
             names |= set(f.GROUPS[flag])
     unknown = names - set(f.FEATURES)

@@ -253,6 +253,30 @@ def test_edge_frame_cost_script_runs_the_camera_loop(tiny_run: Path, tmp_path: P
         assert b["ratio"] == pytest.approx(cam["total"] / b["invoke_ms"])
 
 
+def test_everything_but_one_part_turns_on_all_the_others(tiny_run: Path, tmp_path: Path) -> None:
+    """--attribution: everything-but-X is everything's camera options without X's (and nothing else missing)."""
+    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+    try:
+        import _features as f
+    finally:
+        sys.path.pop(0)
+    from edgeclf.edge.model import Classifier
+
+    class Broker:  # only its address is read here; the benchmark starts a real mosquitto
+        @staticmethod
+        def url() -> str:
+            return "mqtt://127.0.0.1:1883/edgeclf"
+
+    clf = Classifier.load(tiny_run / "bundles" / "32-int8")
+    with_clf, every = f.feature_options("everything", clf, Broker(), tmp_path, 0)
+    assert with_clf is clf and {"smooth", "capture", "mqtt", "serve", "shadow", "reload"} <= set(every)
+    for part, keys in {"shadow": {"shadow", "shadow_every"}, "mqtt": {"mqtt"}, "serve": {"serve"},
+                       "capture": {"capture"}, "watch": {"reload"}, "decide": {"smooth", "events_filter"}}.items():
+        got_clf, but = f.feature_options(f"everything-but-{part}", clf, Broker(), tmp_path, 0)
+        assert set(every) - set(but) == keys, part
+        assert (got_clf is None) == (part == "decide")
+
+
 def test_edge_frame_cost_features_are_paired_rounds(tiny_run: Path, tmp_path: Path) -> None:
     res = _script("edge_frame_cost", "--run", str(tiny_run), "--bundle", "32-int8", "--frames", "6", "--repeats", "2",
                   "--no-keras", "--features", "capture,watch", tmp=tmp_path)
