@@ -11,11 +11,9 @@ label change the events filter reports, like the `change` event) and
 The frame loop only appends to a bounded queue (the oldest message is dropped when it is full, and
 counted); one sender thread encodes the frames' JSON and hands messages to paho-mqtt while connected, and
 paho's network thread (`loop_start`) connects and reconnects with back-off. So a broker that is away never
-slows a frame. The sender wakes once per `linger` (50 ms) at most, not once per message: a burst of label
-changes goes out in one wake-up, and of several retained states queued only the newest is sent
-(a subscriber would have seen it replace the others within the same 50 ms). Each message woke the sender,
-paho's network thread and the broker before; at hundreds of changes a second that was most of what --mqtt
-cost a busy 2-core frame loop.
+slows a frame. The sender wakes at most once per `linger` (50 ms), not per message, and of the retained
+states queued meanwhile sends the newest: at hundreds of changes a second, a wake-up of the sender, paho's
+thread and the broker per message was most of what --mqtt cost a busy 2-core loop.
 paho-mqtt is imported only when --mqtt is given (`pip install 'edgeclf[mqtt]'`). The password (from the
 URL or $EDGECLF_MQTT_PASSWORD) is kept out of `repr`, events, /status and error messages.
 """
