@@ -47,7 +47,13 @@ def kill_after_epoch(cmd: list[str], state_file: Path, epoch: int, cwd: Path, ti
     import subprocess
     import time
 
-    p = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    import os
+    import shutil
+    import tempfile
+
+    scratch = tempfile.mkdtemp(prefix="edgeclf-killed-")  # its TMPDIR: a SIGKILL leaves TensorFlow's temp files
+    p = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                         env={**os.environ, "TMPDIR": scratch})
     try:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and p.poll() is None:
@@ -62,4 +68,5 @@ def kill_after_epoch(cmd: list[str], state_file: Path, epoch: int, cwd: Path, ti
     finally:
         if p.poll() is None:
             p.kill()
+        shutil.rmtree(scratch, ignore_errors=True)
     return json.loads(state_file.read_text())["epoch"]

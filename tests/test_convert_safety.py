@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -129,13 +130,15 @@ app(["convert", run, "--size", "24", "--quantize", "int8", "--quantize", "float1
 
 
 @pytest.mark.parametrize("mode", ["write", "swap"])
-def test_sigkill_during_conversion_keeps_the_previous_bundle(tiny_run: Path, mode: str) -> None:
+def test_sigkill_during_conversion_keeps_the_previous_bundle(tiny_run: Path, mode: str, tmp_path: Path) -> None:
     kinds = (QuantizationKind.for_int8(calibration=10), QuantizationKind.for_float16())
     convert_run(tiny_run, ConvertConfig(kinds=kinds, sizes=(24,)))
     bundles = tiny_run / "bundles"
     before = load_bundle(bundles / "24-float16").manifest
+    scratch = tmp_path / "tmpdir"  # the killed process's temp SavedModel cannot be removed: keep it out of /tmp
+    scratch.mkdir()
     p = subprocess.run([sys.executable, "-c", KILLER, mode, str(tiny_run)], cwd=REPO, capture_output=True,
-                       text=True, timeout=300)
+                       text=True, timeout=300, env={**os.environ, "TMPDIR": str(scratch)})
     assert p.returncode == -signal.SIGKILL, p.stderr
     assert load_bundle(bundles / "24-int8").manifest.source.quantization == "int8"  # written before the kill
     leftovers = [x.name for x in bundles.iterdir() if x.name.startswith(".24-float16.")]

@@ -182,7 +182,7 @@ def test_two_workers_killed_mid_run_resume_from_the_chiefs_backup(colors: Path, 
     killed_tmp = tmp_path / "worker-tmp-killed"
     killed_tmp.mkdir()
     logs = [(tmp_path / f"worker-{i}.log").open("w+") for i in range(2)]  # each worker's own words, for failures
-    procs = [subprocess.Popen(_edgeclf(*args), env=_env(TF_CONFIG=configs[0]), stdout=subprocess.DEVNULL,
+    procs = [subprocess.Popen(_edgeclf(*args), env=_env(TF_CONFIG=configs[0], TMPDIR=str(killed_tmp)), stdout=subprocess.DEVNULL,
                               stderr=logs[0], text=True),
              subprocess.Popen(_edgeclf(*args), env=_env(TF_CONFIG=configs[1], TMPDIR=str(killed_tmp)),
                               stdout=subprocess.DEVNULL, stderr=logs[1], text=True)]

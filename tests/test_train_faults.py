@@ -49,7 +49,9 @@ def test_sigkill_mid_epoch_then_resume(tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "edgeclf", "-q", "train", "--arch", "edge", str(data), "--out", str(out), "--size", str(size),
            "--epochs", str(epochs), "--batch-size", "4", "--patience", "50", "--no-augment", "--select", "accuracy",
            "--backup-every", "0"]  # a backup after every epoch, so the kill lands between two
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    scratch = tmp_path / "tmpdir"  # the killed process's TMPDIR: a SIGKILL leaves TensorFlow's temp files
+    scratch.mkdir()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "TMPDIR": str(scratch)})
     state_file = out / "state" / str(size) / "state.json"
     try:
         deadline = time.monotonic() + 240
