@@ -21,6 +21,9 @@ of the median, min-max. Goal: the per-frame p50 with the feature on < 1.05x the 
 --capture and --decide run the subsets they name (extras: mqtt, serve, shadow, capture, everything);
 --attribution runs everything and everything-but-X for each part X: what X costs with all the others on
 (where the threads of the parts compete, a part alone can look cheaper than it is beside the rest).
+--pace FPS reads the clip at FPS frames a second (`--realtime`), as a camera delivers frames: the loop then
+waits between frames, so the verdict is on the loop's own work per frame (how late each answer comes), not
+on the frame interval. Without it the loop runs flat out: every option's work comes out of the frame rate.
 
     .venv/bin/python benchmarks/edge_frame_cost.py [--run RUN] [--frames 120] [--repeats 5] [--features]
 """
@@ -68,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--capture", action="store_true", help="--features capture,capture-every")
     p.add_argument("--decide", action="store_true", help="--features decide")
     p.add_argument("--extras", action="store_true", help="--features mqtt,serve,shadow,capture,everything")
+    p.add_argument("--pace", type=int, default=0, metavar="FPS", help="--features on a clip read at FPS frames a "
+                   "second (--realtime), as a camera delivers them: the verdict is then on the loop's work per frame")
     p.add_argument("--attribution", action="store_true", help="--features everything and everything-but-X for each "
                    "part X: what each part costs with the others on")
     a = p.parse_args(argv)
@@ -115,7 +120,9 @@ def main(argv: list[str] | None = None) -> int:
              "camera per frame", "camera / bare invoke", f"≤ {FRAME_GOAL}×"], rows,
             title=f"`edgeclf camera` on an mp4 vs bare invoke (ms, p50s; medians of {a.repeats} rounds)")
 
-    paired = feature_cost(clfs, clip, a.frames, a.repeats, features) if features else {}
+    if features and a.pace:
+        clip = make_clip(run, Path(tmp.name) / "paced.avi", max_images=max(1, a.frames // 3 + 1), fps=a.pace)
+    paired = feature_cost(clfs, clip, a.frames, a.repeats, features, float(a.pace)) if features else {}
     tmp.cleanup()
     keras = {}
     if not a.no_keras:
@@ -138,15 +145,18 @@ def feature_names(a: Any) -> list[str]:
     return [n for n in f.FEATURES if n in names]
 
 
-def feature_cost(clfs: dict[str, Any], clip: Path, frames: int, rounds: int, names: list[str]) -> dict[str, Any]:
-    """Per bundle, each feature against the plain camera in paired rounds (benchmarks/_features.py)."""
-    broker = c.Broker() if {"mqtt", "everything"} & set(names) else None
+def feature_cost(clfs: dict[str, Any], clip: Path, frames: int, rounds: int, names: list[str],
+                 pace: float = 0.0) -> dict[str, Any]:
+    """Per bundle, each feature against the plain camera in paired rounds (benchmarks/_features.py); `pace`:
+    the clip read at its own rate of `pace` frames a second."""
+    broker = c.Broker() if f.uses_mqtt(names) else None
     out: dict[str, Any] = {}
     try:
         for n, clf in clfs.items():
-            out[n] = f.paired_rounds(clf, clip, frames, rounds, names, broker)
+            out[n] = f.paired_rounds(clf, clip, frames, rounds, names, broker, paced=pace > 0)
+            how = f" read at {pace:g} frames/s (--realtime)" if pace else ""
             c.table(f.HEADERS, f.rows(out[n]),
-                    title=f"{n}: the camera with each option on vs plain, {rounds} paired rounds of {frames} frames "
+                    title=f"{n}: the camera with each option on vs plain, {rounds} paired rounds of {frames} frames{how} "
                           "(order alternating); ratios on / plain: median [bootstrap 95 % interval of the median] "
                           "(min–max). Features: " + "; ".join(f"{k}: {f.DESCRIBE[k]}" for k in names))
     finally:

@@ -253,6 +253,15 @@ def test_edge_frame_cost_script_runs_the_camera_loop(tiny_run: Path, tmp_path: P
         assert b["ratio"] == pytest.approx(cam["total"] / b["invoke_ms"])
 
 
+def test_edge_frame_cost_paced_reads_the_clip_at_its_rate(tiny_run: Path, tmp_path: Path) -> None:
+    """--pace: the loop waits for each frame as it would for a camera's, so a frame takes the frame interval."""
+    res = _script("edge_frame_cost", "--run", str(tiny_run), "--bundle", "32-int8", "--frames", "8", "--repeats", "2",
+                  "--no-keras", "--features", "watch", "--pace", "20", tmp=tmp_path)
+    watch = res["features"]["32-int8"]["watch"]
+    assert 30 < watch["plain_ms"]["p50"] < 90 and 30 < watch["on_ms"]["p50"] < 90  # 50 ms a frame at 20 fps
+    assert watch["plain_ms"]["work"] < 25 and watch["verdict"].startswith("?")
+
+
 def test_everything_but_one_part_turns_on_all_the_others(tiny_run: Path, tmp_path: Path) -> None:
     """--attribution: everything-but-X is everything's camera options without X's (and nothing else missing)."""
     sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
