@@ -102,8 +102,9 @@ def test_absurd_lr_stops_with_a_clear_message(tmp_path: Path) -> None:
     assert not (tmp_path / "run" / "run.json").exists()
 
 
-def test_divergence_after_a_good_epoch_keeps_the_good_model(tmp_path: Path) -> None:
-    """Real fit through the EpochKeeper: epoch 1 is good, then the lr is made absurd; the epoch-1 model stays."""
+def _keeper_fit(tmp_path: Path, **keeper: object) -> tuple:
+    """A small `edge` model compiled on 16 colour images, and an EpochKeeper for it writing under tmp_path:
+    (model, keeper, train(first_epoch, epochs), validation batches, best model path, state folder)."""
     import keras
 
     from edgeclf.preprocess import PreprocessSpec
@@ -119,18 +120,23 @@ def test_divergence_after_a_good_epoch_keeps_the_good_model(tmp_path: Path) -> N
     keras.utils.set_random_seed(0)
     model = build_model("edge", 32, 2)
     model.compile(keras.optimizers.RMSprop(1e-3), "binary_crossentropy", metrics=["accuracy"])
-    best = tmp_path / "models" / "32.keras"
-    keeper = EpochKeeper(size=32, state=SizeState(32), state_dir=tmp_path / "state", best_path=best,
-                    history_path=tmp_path / "history.csv", inference_model=inference_view(model), patience=50,
-                    epochs=4, n_train=len(files), log_epochs=False)
-    (tmp_path / "state").mkdir()
-    vds = eval_dataset(files, labels, spec, 8, 2)
-    model.fit(train_dataset(files, labels, spec, 4, 2, 0, 0, 1), validation_data=vds, epochs=1, steps_per_epoch=4,
+    best, sdir = tmp_path / "models" / "32.keras", tmp_path / "state"
+    sdir.mkdir()
+    k = EpochKeeper(size=32, state=SizeState(32), state_dir=sdir, best_path=best, history_path=tmp_path / "history.csv",
+                    inference_model=inference_view(model), patience=50, n_train=len(files), log_epochs=False, **keeper)
+    return (model, k, lambda first, epochs: train_dataset(files, labels, spec, 4, 2, 0, first, epochs),
+            eval_dataset(files, labels, spec, 8, 2), best, sdir)
+
+
+def test_divergence_after_a_good_epoch_keeps_the_good_model(tmp_path: Path) -> None:
+    """Real fit through the EpochKeeper: epoch 1 is good, then the lr is made absurd; the epoch-1 model stays."""
+    model, keeper, train, vds, best, _ = _keeper_fit(tmp_path, epochs=4)
+    model.fit(train(0, 1), validation_data=vds, epochs=1, steps_per_epoch=4,
               callbacks=[keeper.callback], verbose=0)
     assert keeper.state.best is not None and best.exists()
     good_bytes = best.read_bytes()
     model.optimizer.learning_rate.assign(1e30)
-    model.fit(train_dataset(files, labels, spec, 4, 2, 0, 1, 4), validation_data=vds, epochs=4, initial_epoch=1,
+    model.fit(train(1, 4), validation_data=vds, epochs=4, initial_epoch=1,
               steps_per_epoch=4, callbacks=[keeper.callback], verbose=0)
     st = keeper.state
     assert st.status == "diverged" and st.stopped == "nan" and st.best.epoch == 1 and st.epoch == 1
@@ -171,28 +177,10 @@ def test_a_second_writer_of_one_run_is_refused(tmp_path: Path) -> None:
 def test_backups_wait_for_their_interval_and_a_divergence_keeps_the_best_not_yet_written(tmp_path: Path) -> None:
     """--backup-every: epochs between backups write nothing; a divergence then writes the best epoch's weights
     (kept in memory, not the diverged live ones) and a state that names what is on disk (no backup yet)."""
-    import keras
-
-    from edgeclf.preprocess import PreprocessSpec
-    from edgeclf.train.archs import build_model
-    from edgeclf.train.callbacks import EpochKeeper, SizeState
     from edgeclf.train.modelio import inference_view
-    from edgeclf.train.tfdata import eval_dataset, train_dataset
 
-    data = write_color_folders(tmp_path / "d", n_per_class=8, size=32)
-    files = sorted(str(p) for p in data.glob("*/*.png"))
-    labels = [0 if "/blue/" in f else 1 for f in files]
-    spec = PreprocessSpec(32, 32)
-    keras.utils.set_random_seed(0)
-    model = build_model("edge", 32, 2)
-    model.compile(keras.optimizers.RMSprop(1e-3), "binary_crossentropy", metrics=["accuracy"])
-    best, sdir = tmp_path / "models" / "32.keras", tmp_path / "state"
-    sdir.mkdir()
-    keeper = EpochKeeper(size=32, state=SizeState(32), state_dir=sdir, best_path=best,
-                         history_path=tmp_path / "history.csv", inference_model=inference_view(model), patience=50,
-                         epochs=6, n_train=len(files), log_epochs=False, select="loss", backup_every=1e9)
-    vds = eval_dataset(files, labels, spec, 8, 2)
-    model.fit(train_dataset(files, labels, spec, 4, 2, 0, 0, 3), validation_data=vds, epochs=3, steps_per_epoch=4,
+    model, keeper, train, vds, best, sdir = _keeper_fit(tmp_path, epochs=6, select="loss", backup_every=1e9)
+    model.fit(train(0, 3), validation_data=vds, epochs=3, steps_per_epoch=4,
               callbacks=[keeper.callback], verbose=0)
     assert keeper.state.epoch == 3 and keeper.state.best is not None
     assert not (sdir / "state.json").exists() and not best.exists() and not list(sdir.glob("backup-*"))
@@ -214,21 +202,9 @@ def test_backups_wait_for_their_interval_and_a_divergence_keeps_the_best_not_yet
 
 
 def test_a_flush_writes_the_best_model_the_backup_and_then_the_state(tmp_path: Path) -> None:
-    """At the interval (0 here: every epoch) the best model, the backup and the state are written together."""
-    import keras
-
-    from edgeclf.train.archs import build_model
-    from edgeclf.train.callbacks import EpochKeeper, SizeState
-    from edgeclf.train.modelio import inference_view
-
-    keras.utils.set_random_seed(0)
-    model = build_model("edge", 32, 2)
-    model.compile(keras.optimizers.RMSprop(1e-3), "binary_crossentropy")
-    best, sdir = tmp_path / "models" / "32.keras", tmp_path / "state"
-    sdir.mkdir()
-    keeper = EpochKeeper(size=32, state=SizeState(32), state_dir=sdir, best_path=best,
-                         history_path=tmp_path / "history.csv", inference_model=inference_view(model), patience=50,
-                         epochs=3, n_train=8, log_epochs=False, select="loss", backup_every=1e9)
+    """A flush (at the interval, the last epoch or a phase's end) writes the best model, the backup and the
+    state together; a flush with nothing new writes nothing."""
+    model, keeper, _, _, best, sdir = _keeper_fit(tmp_path, epochs=3, select="loss", backup_every=1e9)
     keeper._epoch_end(model, 0, {"loss": 0.6, "val_loss": 0.6, "val_accuracy": 0.5})
     assert not best.exists()
     keeper.flush(model)  # what train_size does at the end of a phase
