@@ -252,11 +252,12 @@ def train_size(job: SizeJob, strategy: Any, progress: Progress | None = None) ->
         with strategy.scope():
             model = _build(job, state, sdir)
     _check_space(job.run.path, model)
+    # Several replicas write their backups at the same epochs, as before --backup-every (no clock decides).
     keeper = EpochKeeper(size=size, state=state, state_dir=sdir, best_path=best_path,
                     history_path=job.run.path / f"history-{size}.csv",
                     inference_model=saved_as_float32(inference_view(model)),
                     patience=cfg.patience, epochs=epochs, n_train=len(job.train), log_epochs=not progress,
-                    select=cfg.select, backup_every=cfg.backup_every)
+                    select=cfg.select, backup_every=cfg.backup_every if plan.replicas == 1 else 0.0)
     done = state.epoch >= epochs or state.stopped == "early"
     feats = None
     if not done:
