@@ -84,6 +84,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def parts_of(name: str) -> tuple[str, ...]:
+    """The options feature `name` turns on: itself, everything's PARTS, or those but one."""
+    if name == "everything":
+        return PARTS
+    if name.startswith("everything-but-"):
+        return tuple(p for p in PARTS if p != name[len("everything-but-"):])
+    return (name,)
+
+
 def feature_options(name: str, clf: Any, broker: Any, tmp: Path, round_no: int) -> tuple[Any, dict[str, Any]]:
     """(classifier, CameraConfig options) of feature `name` in round `round_no`."""
     from edgeclf.edge.decide import EventsFilter
@@ -91,12 +100,7 @@ def feature_options(name: str, clf: Any, broker: Any, tmp: Path, round_no: int) 
     from edgeclf.edge.postprocess import SmoothConfig
     from edgeclf.edge.reload import ReloadConfig
 
-    if name == "everything":
-        parts: tuple[str, ...] = PARTS
-    elif name.startswith("everything-but-"):
-        parts = tuple(p for p in PARTS if p != name[len("everything-but-"):])
-    else:
-        parts = (name,)
+    parts = parts_of(name)
     opts: dict[str, Any] = {}
     for part in parts:
         if part == "decide":
@@ -158,7 +162,7 @@ def verdict(s: dict[str, float]) -> str:
 
 def uses_mqtt(names: Sequence[str]) -> bool:
     """Whether any of the features turns --mqtt on (a broker must run)."""
-    return any(n == "mqtt" or (n.startswith("everything") and n != "everything-but-mqtt") for n in names)
+    return any("mqtt" in parts_of(n) for n in names)
 
 
 def paired_rounds(clf: Any, clip: Path, frames: int, rounds: int, names: Sequence[str],

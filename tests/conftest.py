@@ -43,13 +43,12 @@ def kill_after_epoch(cmd: list[str], state_file: Path, epoch: int, cwd: Path, ti
     """Start `edgeclf train` (`cmd`), SIGKILL it once `state_file` says `epoch` epochs are done, and return the
     epoch the state file holds after the kill (the caller asserts it landed where it meant)."""
     import json
-    import signal
-    import subprocess
-    import time
-
     import os
     import shutil
+    import signal
+    import subprocess
     import tempfile
+    import time
 
     scratch = tempfile.mkdtemp(prefix="edgeclf-killed-")  # its TMPDIR: a SIGKILL leaves TensorFlow's temp files
     p = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,

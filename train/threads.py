@@ -13,13 +13,6 @@ import os
 INTER_OP_MAX = 2
 
 
-def usable_cores() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
-
-
 def _env_int(name: str) -> int | None:
     try:
         v = int(os.environ.get(name, ""))
@@ -32,7 +25,9 @@ def configure_threads() -> str:
     """Set the pools (before TensorFlow runs anything) and return the line that reports them."""
     import tensorflow as tf
 
-    cores = usable_cores()
+    from edgeclf.edge.runtime import default_threads  # the cores this process may use: one home
+
+    cores = default_threads()
     intra = _env_int("TF_NUM_INTRAOP_THREADS") or _env_int("OMP_NUM_THREADS") or cores
     inter = _env_int("TF_NUM_INTEROP_THREADS") or min(INTER_OP_MAX, cores)
     note = ""
