@@ -97,11 +97,10 @@ def manifest_key(rt: Runtime) -> str:
 
 
 def default_threads() -> int:
-    """All the cores this process may use."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
+    """The threads an interpreter gets: all the cores this process may use."""
+    from edgeclf.cores import usable_cores
+
+    return usable_cores()
 
 
 def max_threads() -> int:

@@ -135,9 +135,9 @@ def frames(items: Sequence[tuple[str, int]], sim: CameraSim, per_image: int = 1,
         return [SimFrame(make_frame(img, np.random.default_rng([sim.seed, k]), sim, others), label, str(path), k)
                 for k in ks]
 
-    from .edge.runtime import default_threads  # the cores this process may use
+    from .cores import usable_cores
 
-    workers = workers or min(4, default_threads())
+    workers = workers or min(4, usable_cores())
     if workers <= 1 or len(items) < 2:
         for n in range(len(items)):
             yield from item_frames(n)

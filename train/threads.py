@@ -25,9 +25,9 @@ def configure_threads() -> str:
     """Set the pools (before TensorFlow runs anything) and return the line that reports them."""
     import tensorflow as tf
 
-    from edgeclf.edge.runtime import default_threads  # the cores this process may use: one home
+    from edgeclf.cores import usable_cores
 
-    cores = default_threads()
+    cores = usable_cores()
     intra = _env_int("TF_NUM_INTRAOP_THREADS") or _env_int("OMP_NUM_THREADS") or cores
     inter = _env_int("TF_NUM_INTEROP_THREADS") or min(INTER_OP_MAX, cores)
     note = ""
