@@ -248,14 +248,12 @@ def _metadata_files(r: _Reader, model: _Table) -> list[str]:
 
 def _packed_files(data: bytes, wanted: list[str]) -> None:
     """The zip archive after the flatbuffer holds every file the metadata names, each with a good CRC."""
-    import io
-    import zipfile
+    from .zipcheck import NotZip, first_damaged
 
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as z:
-            missing = sorted(set(wanted) - set(z.namelist()))
-            bad = None if missing else z.testzip()
-    except (zipfile.BadZipFile, EOFError, ValueError):
+        names, bad = first_damaged(data)
+        missing = sorted(set(wanted) - set(names))
+    except NotZip:
         missing, bad = sorted(set(wanted)), None
     if missing:
         raise _Bad(f"the metadata's packed files ({', '.join(missing)}) are missing or cut off: truncated")
