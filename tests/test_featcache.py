@@ -98,3 +98,18 @@ def test_views_are_cut_to_the_memory_budget_and_none_fit_means_no_cache() -> Non
     assert views_that_fit(6, 1000, shape) == min(6, FEATURE_BUDGET // per_view)
     assert views_that_fit(6, 100, shape) == 6
     assert views_that_fit(6, FEATURE_BUDGET // (10 * 10 * 192 * 4) + 1, shape) == 0  # the run trains uncached
+
+
+def test_a_warm_started_size_caches_its_own_number_of_views(tmp_path: Path) -> None:
+    """`--warm-feature-views`: the size that starts from the smaller one's model caches its own views."""
+    data = write_color_folders(tmp_path / "data", n_per_class=20, size=48)
+    run = tmp_path / "run"
+    r = subprocess.run([sys.executable, "-m", "edgeclf", "-q", "train", str(data), "--out", str(run), "--size",
+                        str(SIZE), "--size", "40", "--epochs", "2", "--head-epochs", "1", "--warm-epochs", "2", "--feature-views",
+                        "2", "--warm-feature-views", "1", "--batch-size", "8", "--seed", "5", "--backup-every", "0"],
+                       cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-2000:]
+    views = {s: json.loads((run / "state" / str(s) / "state.json").read_text())["result"]["feature_views"]
+             for s in (SIZE, 40)}
+    assert views == {SIZE: 2, 40: 1}
+    assert json.loads((run / "config.json").read_text())["warm_feature_views"] == 1

@@ -28,5 +28,11 @@ def test_the_feature_cache_is_on_by_default_and_old_runs_resume_without_it(tmp_p
 
     cfg = TrainConfig(data_dir=str(tmp_path))
     assert cfg.feature_views == DEFAULT_FEATURE_VIEWS == 6 and cfg.to_dict()["feature_views"] == 6
-    saved_before = {k: v for k, v in cfg.to_dict().items() if k != "feature_views"}  # a config.json from before
-    assert TrainConfig.from_dict(saved_before).feature_views == 0
+    saved_before = {k: v for k, v in cfg.to_dict().items() if k not in ("feature_views", "warm_feature_views")}
+    assert TrainConfig.from_dict(saved_before).feature_views == 0  # a config.json from before the cache
+    assert TrainConfig.from_dict(saved_before).warm_feature_views == 0
+    # One from before --warm-feature-views trained every size with --feature-views, and resumes so.
+    older = {k: v for k, v in cfg.with_(feature_views=4).to_dict().items() if k != "warm_feature_views"}
+    assert TrainConfig.from_dict(older).warm_feature_views == 4
+    assert TrainConfig(data_dir=str(tmp_path), feature_views=3).warm_feature_views == 3  # as --feature-views
+    assert TrainConfig(data_dir=str(tmp_path), warm_feature_views=1).to_dict()["warm_feature_views"] == 1

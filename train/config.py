@@ -85,6 +85,9 @@ class TrainConfig:
     # Pretrained --arch: the frozen trunk runs once per image for this many augmented views, and the epochs train
     # the top blocks and head on them (train/featcache.py); 0: the whole net runs at every step.
     feature_views: int = DEFAULT_FEATURE_VIEWS
+    # The same for a warm-started size (it starts from a trained model and fine-tunes --warm-epochs); None: as
+    # --feature-views (normalized once, recorded).
+    warm_feature_views: int | None = None
     precision: str = "auto"  # what the model computes in while training (train/precision.py); saved float32
     # Seconds between resume backups (with the best model): a backup is two model files, about half a second
     # each for the default net, and after every epoch they were a tenth of a run; 0: after every epoch.
@@ -105,8 +108,12 @@ class TrainConfig:
                              f"the pretrained archs ({names})")
         if not self.weights:
             raise UsageError("--weights is empty; expected imagenet, none or a weights file")
-        if self.feature_views < 0:
-            raise UsageError(f"--feature-views {self.feature_views} must be 0 (run the whole net every step) or more")
+        if self.warm_feature_views is None:
+            object.__setattr__(self, "warm_feature_views", self.feature_views)
+        for name in ("feature_views", "warm_feature_views"):
+            if getattr(self, name) < 0:
+                raise UsageError(f"--{name.replace('_', '-')} {getattr(self, name)} must be 0 (run the whole net every "
+                                 "step) or more")
         if not 0.0 <= self.backup_every < float("inf"):
             raise UsageError(f"--backup-every {self.backup_every} must be 0 (after every epoch) or more seconds (e.g. 30)")
         if self.fine_tune_blocks < 0:
@@ -172,6 +179,7 @@ class TrainConfig:
         if "add" in kw:
             kw["add"] = tuple(str(d) for d in kw["add"])
         kw.setdefault("feature_views", 0)  # a run saved before the feature cache resumes as it trained
+        kw.setdefault("warm_feature_views", kw["feature_views"])  # and one saved before this option, the same
         return cls(**kw)
 
     def with_(self, **changes: Any) -> "TrainConfig":

@@ -88,6 +88,11 @@ def epochs_for(job: SizeJob) -> int:
     return min(job.cfg.warm_epochs, job.cfg.epochs) if job.warm_from is not None else job.cfg.epochs
 
 
+def views_for(job: SizeJob) -> int:
+    """Augmented views whose trunk features this size caches (0: none, the whole net every step)."""
+    return job.cfg.warm_feature_views if job.warm_from is not None else job.cfg.feature_views
+
+
 def _compile(model: Any, cfg: TrainConfig, phase: Phase, n_classes: int, epoch_steps: int) -> None:
     import keras
 
@@ -200,7 +205,7 @@ def _features(job: SizeJob, sp: Any, spec: PreprocessSpec, plan: Any, epochs: in
 
     t0 = time.perf_counter()
     cfg, n = job.cfg, len(job.labels)
-    wanted = min(cfg.feature_views if cfg.augment else 1, epochs)
+    wanted = min(views_for(job) if cfg.augment else 1, epochs)
     views = featcache.views_that_fit(wanted, len(job.train), sp.trunk.outputs[0].shape[1:])
     if views < wanted:
         log.info("%d px: %d views of %d images' features would pass the %d GB budget; caching %d", job.size,
@@ -240,7 +245,7 @@ def train_size(job: SizeJob, strategy: Any, progress: Progress | None = None) ->
                  size, len(job.train) + len(job.val), CACHE_BUDGET // 1024**3)
     plan = input_plan(strategy, cfg.batch_size, len(job.train), len(job.val), EVAL_BATCH)  # global batch, sharding
     backbone = BACKBONES.get(cfg.arch)
-    cacheable = bool(backbone and cfg.weights != "none" and cfg.feature_views)
+    cacheable = bool(backbone and cfg.weights != "none" and views_for(job))
     want_split = cacheable and plan.replicas == 1
     if cacheable and plan.replicas > 1:
         log.info("%d px: --feature-views needs one device; %d replicas run the whole net every step", size,

@@ -14,7 +14,7 @@ _TUNABLE = ("add", "validation_dir", "validation_split", "test_dir", "test_split
             "weight_decay", "select", "split", "group_pattern", "strict", "augment", "arch", "size",
             "lr", "schedule", "epochs", "batch_size", "seed", "out", "patience", "max_pixels", "strategy",
             "warm_start", "warm_epochs", "weights", "head_epochs", "fine_tune_blocks", "fine_tune_lr", "precision",
-            "feature_views", "backup_every")
+            "feature_views", "warm_feature_views", "backup_every")
 
 
 @command("train")
@@ -59,6 +59,8 @@ def train(
     feature_views: Optional[int] = typer.Option(None, "--feature-views", help="Pretrained --arch: run the frozen "
                                                 "part of the backbone once per image for N augmented views and train "
                                                 "the top on those (0: the whole net every step)."),
+    warm_feature_views: Optional[int] = typer.Option(None, "--warm-feature-views", help="Pretrained --arch: the "
+                                                     "same for a warm-started size. [default: as --feature-views]"),
     precision: Optional[str] = typer.Option(None, "--precision", help="auto (mixed bfloat16 where this CPU has "
                                             "bf16 instructions and it measured faster for the net and size; float16 "
                                             "on a GPU; else float32), float32, bfloat16 or float16. The saved model "
