@@ -1,14 +1,14 @@
-"""`edgeclf classify` and `edgeclf camera`: options only; the work is in `edgeclf.edge`."""
+"""`edgeclf classify` and `edgeclf camera`: their options for typer; the work is in `edgeclf.cli.edge_run` (no
+typer: a plain command line runs it without, edgeclf.cli.lean) and `edgeclf.edge`."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import List, Optional
 
 import typer
 
-from ._app import command, settings
+from ._app import command
 from .options import Bundle, Runtime, Threads
 
 try:  # Python >= 3.9
@@ -17,7 +17,6 @@ except ImportError:  # pragma: no cover
     from typing_extensions import Annotated
 
 from ..imageio import DEFAULT_MAX_PIXELS
-from ..preprocess import CROP_MODES
 
 # Options shared by both commands, defined once (Bundle, Runtime and Threads: edgeclf.cli.options, shared wider).
 Crop = Annotated[Optional[str], typer.Option(
@@ -53,37 +52,10 @@ def classify(
     max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
 ) -> None:
     """Classify image files with a bundle: the camera's pipeline on files (label, score, top-k)."""
-    from ..edge.decide import decide_options
-    from ..edge.files import classify_paths
-    from ..edge.model import Classifier
-    from ..edge.runtime import check_threads
-    from ..errors import UsageError
-    from ..safetext import json_line_safe, printable
+    options = dict(locals())  # the parameters, before anything else is bound here
+    from .edge_run import classify_command
 
-    decision, _ = decide_options(threshold, unknown, config)  # --threshold, --unknown, --config checked before loading
-    check_threads(threads)
-    if top_k < 1:
-        raise UsageError(f"--top-k {top_k}: expected 1 or more")
-    if max_pixels < 1:
-        raise UsageError(f"--max-pixels {max_pixels}: expected 1 or more")
-    if crop is not None and crop not in CROP_MODES:
-        raise UsageError(f"--crop {crop!r}: expected one of {', '.join(CROP_MODES)}")
-    clf = Classifier.load(bundle, runtime, threads, crop, quiet=not settings.verbose)
-    failed = 0
-    # Labels and file names come from files: control characters are escaped, never sent to the terminal.
-    for r in classify_paths(clf, images, top_k, decision, max_pixels):
-        if r.error:
-            failed += 1
-            if as_json:
-                typer.echo(json_line_safe(json.dumps(r.to_dict(), ensure_ascii=False)))
-            typer.echo(f"error: {printable(r.error)}", err=True)
-        elif as_json:
-            typer.echo(json_line_safe(json.dumps(r.to_dict(), ensure_ascii=False)))
-        else:
-            others = ", ".join(f"{printable(lab)} {p:.3f}" for lab, p in r.top)
-            typer.echo(f"{printable(r.path)}\t{printable(r.label)}\t{r.score:.3f}\t({others})")
-    if failed:
-        raise typer.Exit(1)
+    classify_command(**options)
 
 
 @command("camera")
@@ -180,55 +152,7 @@ def camera(
     shadow_every: Annotated[int, typer.Option("--shadow-every", help="--shadow: classify every Nth frame.")] = 10,
 ) -> None:
     """Classify live frames from a camera, video, folder or stream; JSON events and a summary at exit."""
-    from ..edge.keep import CaptureConfig
-    from ..edge.loop import CameraConfig, run_camera
-    from ..edge.reload import ReloadConfig
-    from ..edge.decide import decide_options
-    from ..edge.sources import quiet_opencv
-    from ..edge.stats import format_summary
+    options = dict(locals())  # the parameters, before anything else is bound here
+    from .edge_run import camera_command
 
-    if not settings.verbose:
-        quiet_opencv()
-    decision, events_filter = decide_options(threshold, unknown, config, events_only, events_ignore, window=smooth,
-                                             mode=smooth_mode, hysteresis=hysteresis)
-
-    try:
-        mode = int(events_mode, 8)
-    except ValueError:
-        mode = -1
-    if not 0 <= mode <= 0o777:
-        from ..errors import UsageError
-
-        raise UsageError(f"--events-mode {events_mode!r}: expected octal permissions such as 600 or 640")
-    config = CameraConfig(
-        source=source, size=size, runtime=runtime, threads=threads, realtime=realtime, crop=crop, top_k=top_k,
-        smooth=decision, events_filter=events_filter, every=every, events=events, events_mode=mode,
-        display=display, save=save, save_segment=save_segment, on_change=on_change, serve=serve, token=token or None, max_clients=max_clients,
-        max_frames=max_frames, max_pixels=max_pixels, quiet_native=not settings.verbose, stall_timeout=stall_timeout, reconnect_max=reconnect_max,
-        capture=None if capture is None else CaptureConfig(capture, capture_below, capture_interval, capture_sample,
-                                                           capture_max_mb),
-        reload=ReloadConfig(watch, watch_interval, trial_frames, max_unknown_rise),
-        mqtt=None if mqtt is None else _mqtt_config(
-            mqtt, ca=mqtt_ca, cert=mqtt_cert, key=mqtt_key, discovery=None if mqtt_discovery == "off" else mqtt_discovery,
-            node_id=mqtt_node_id, interval=mqtt_interval),
-        shadow=shadow, shadow_every=shadow_every)
-    summary = run_camera(bundle, config)
-    typer.echo(format_summary(summary), err=True)  # the run's result: shown with -q too
-    lost = summary.get("events", {}).get("lost", 0)
-    if lost:  # classification went on, but the record is incomplete: a service manager must see a failure
-        why = summary["events"].get("error") or "write errors"
-        typer.echo(f"error: --events {events}: {lost} event line(s) could not be written ({why}); free space "
-                   "or pick another path", err=True)
-        raise typer.Exit(1)
-    kept = summary.get("capture", {})
-    if kept.get("error"):  # classification went on, capturing stopped: not a clean run
-        typer.echo(f"error: --capture {capture}: capturing stopped ({kept['error']}); free space or pick a writable "
-                   "folder", err=True)
-        raise typer.Exit(1)
-
-
-def _mqtt_config(url: str, **options: Any) -> Any:
-    """--mqtt's MqttConfig; edge/mqtt.py (socket, and paho when it connects) is imported only with --mqtt."""
-    from ..edge.mqtt import MqttConfig
-
-    return MqttConfig.parse(url, **options)
+    camera_command(**options)

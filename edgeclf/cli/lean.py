@@ -4,8 +4,9 @@ typer 0.29 coerces every option through a pydantic TypeAdapter that it builds wh
 the adapters of `camera`'s 48 options cost about 10 MB of peak RSS, in a process that needs about 64 MB to
 classify at all. When the command line is plain -- global -v/-q, then `camera` or `classify`, known
 `--long` options each given once, values that are plainly numbers, paths or text -- this module reads it
-with the same definitions (the typer signatures in `edgeclf.cli.edge`) and calls the same registered command
-(its error handling included). Anything else (--help, --version, `--`, `-x` short options, a value that
+with the same definitions (the typer signatures in `edgeclf.cli.edge`, as `edgeclf.cli.lean_table` holds them)
+and calls the same command body (`edgeclf.cli.edge_run`) with the same error handling
+(`edgeclf.cli.settings.guarded`), in a process that imports no typer (about 1.5 MB of peak RSS less). Anything else (--help, --version, `--`, `-x` short options, a value that
 starts with `-`, a repeated single option, an unknown option, a value typer would refuse or convert in a
 way this module does not model) is left to typer, which answers as it always did: the interface is typer's.
 tests/edge/test_cli_lean.py checks that both give the command the same arguments and answer the same;
@@ -197,10 +198,30 @@ def parse(argv: Sequence[str], params: dict[str, list[Param]]) -> tuple[str, int
 
 
 def lean_params() -> dict[str, list[Param]]:
-    """camera's and classify's parameters, from their typer definitions."""
+    """camera's and classify's parameters: the typer definitions as `params_of` reads them, from
+    `edgeclf.cli.lean_table` (no typer import)."""
+    from .lean_table import TABLE
+
+    return {name: [Param(*row) for row in TABLE[name]] for name in LEAN_COMMANDS}
+
+
+def typer_params() -> dict[str, list[Param]]:
+    """The same, read from the typer definitions themselves (what the table must equal)."""
     from . import edge
 
     return {name: params_of(getattr(edge, name)) for name in LEAN_COMMANDS}
+
+
+def table_source(params: dict[str, list[Param]]) -> str:
+    """The body of edgeclf/cli/lean_table.py's TABLE for these parameters."""
+    kinds = {str: "str", int: "int", float: "float", bool: "bool", Path: "Path"}
+    lines = ["TABLE = {"]
+    for command, spec in params.items():
+        lines.append(f'    "{command}": (')
+        lines += [f"        ({p.name!r}, {kinds[p.kind]}, {p.multiple}, {p.argument}, {p.on!r}, {p.off!r}, {p.envvar!r}, "
+                  f"{p.default!r}, {p.required})," for p in spec]
+        lines.append("    ),")
+    return "\n".join(lines + ["}"]).replace("'", '"') + "\n"
 
 
 def run(argv: Sequence[str]) -> bool:
@@ -211,19 +232,19 @@ def run(argv: Sequence[str]) -> bool:
         command, verbose, quiet, kwargs = parse(argv, lean_params())
     except Exception:  # noqa: BLE001  NotPlain, or definitions this module cannot read: typer's (always right) way
         return False
-    from typer import Exit
+    from .edge_run import camera_command, classify_command
+    from .settings import configure, guarded
 
-    from ._app import _main, app
-
-    (callback,) = [c.callback for c in app.registered_commands if c.name == command]
-    _main(verbose=verbose, quiet=quiet, version=None)
+    configure(verbose, quiet)  # what the typer app's global options do
     try:
-        callback(**kwargs)
-    except Exit as e:
-        sys.exit(e.exit_code)
+        guarded(camera_command if command == "camera" else classify_command, **kwargs)  # the commands' own wrapper
     except OSError as e:  # as click does: a closed pipe (`edgeclf classify ... | head`) is exit 1, not a traceback
         if e.errno != errno.EPIPE:
             raise
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (the interpreter's final flush goes nowhere)
         sys.exit(1)
     sys.exit(0)
+
+
+if __name__ == "__main__":
+    print(table_source(typer_params()), end="")

@@ -34,8 +34,11 @@ def typer_kwargs(argv: list[str]) -> dict[str, Any]:
 
 
 def test_the_lean_parser_models_every_option_of_camera_and_classify() -> None:
-    """A new option using a typer feature the lean parser does not reproduce fails here, not silently later."""
+    """A new option using a typer feature the lean parser does not reproduce fails here, not silently later; and
+    the table a camera process reads instead of typer's definitions (edgeclf/cli/lean_table.py) is theirs."""
     params = lean.lean_params()
+    assert params == lean.typer_params(), "edgeclf/cli/lean_table.py is out of date; its TABLE should be:\n" + \
+        lean.table_source(lean.typer_params())
     camera = {p.name for p in params["camera"]}
     assert {"bundle", "source", "serve", "mqtt", "shadow", "capture", "threshold", "display"} <= camera
     assert {p.name for p in params["classify"]} >= {"bundle", "images", "top_k", "as_json"}
