@@ -2,7 +2,8 @@
 
 `edgeclf.cli.edge` declares the two commands' options for typer and calls these; `edgeclf.cli.lean` calls them
 directly for a plain command line, in a process that never imports typer. The parameters are the commands'
-options, with the same names and defaults (tests/edge/test_cli_lean.py holds the two to each other).
+options by name, every one given by the caller: the defaults live in the typer declarations alone (and in
+`edgeclf.cli.lean_table`, tested equal to them).
 """
 
 from __future__ import annotations
@@ -11,14 +12,12 @@ import json
 from pathlib import Path
 from typing import Any, List, Optional
 
-from ..imageio import DEFAULT_MAX_PIXELS
 from .settings import echo, settings
 
 
-def classify_command(bundle: Path, images: List[Path], top_k: int = 3, threshold: Optional[List[str]] = None,
-                     unknown: Optional[str] = None, config: Optional[Path] = None, crop: Optional[str] = None,
-                     threads: Optional[int] = None, runtime: Optional[str] = None, as_json: bool = False,
-                     max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+def classify_command(*, bundle: Path, images: List[Path], top_k: int, threshold: Optional[List[str]],
+                     unknown: Optional[str], config: Optional[Path], crop: Optional[str], threads: Optional[int],
+                     runtime: Optional[str], as_json: bool, max_pixels: int) -> None:
     """Classify image files with a bundle: the camera's pipeline on files (label, score, top-k)."""
     from ..edge.decide import decide_options
     from ..edge.files import classify_paths
@@ -54,22 +53,18 @@ def classify_command(bundle: Path, images: List[Path], top_k: int = 3, threshold
         raise SystemExit(1)
 
 
-def camera_command(bundle: Path, source: str = "0", size: Optional[str] = None, threads: Optional[int] = None,
-                   runtime: Optional[str] = None, realtime: bool = False, crop: Optional[str] = None, top_k: int = 3,
-                   threshold: Optional[List[str]] = None, unknown: Optional[str] = None, config: Optional[Path] = None,
-                   events_only: Optional[List[str]] = None, events_ignore: Optional[List[str]] = None, smooth: int = 1,
-                   smooth_mode: str = "mean", hysteresis: float = 0.1, every: int = 0, events: Optional[Path] = None,
-                   events_mode: str = "600", display: bool = False, save: Optional[Path] = None,
-                   save_segment: float = 60.0, on_change: Optional[str] = None, serve: Optional[str] = None,
-                   token: Optional[str] = None, max_clients: int = 4, max_frames: int = 0,
-                   max_pixels: int = DEFAULT_MAX_PIXELS, stall_timeout: float = 5.0, reconnect_max: float = 30.0,
-                   capture: Optional[Path] = None, capture_below: float = 0.6, capture_interval: float = 5.0,
-                   capture_sample: float = 600.0, capture_max_mb: float = 500.0, watch: bool = False,
-                   watch_interval: float = 1.0, trial_frames: int = 30, max_unknown_rise: float = 0.3,
-                   mqtt: Optional[str] = None, mqtt_ca: Optional[Path] = None, mqtt_cert: Optional[Path] = None,
-                   mqtt_key: Optional[Path] = None, mqtt_discovery: str = "homeassistant",
-                   mqtt_node_id: Optional[str] = None, mqtt_interval: float = 5.0, shadow: Optional[Path] = None,
-                   shadow_every: int = 10) -> None:
+def camera_command(*, bundle: Path, source: str, size: Optional[str], threads: Optional[int], runtime: Optional[str],
+                   realtime: bool, crop: Optional[str], top_k: int, threshold: Optional[List[str]],
+                   unknown: Optional[str], config: Optional[Path], events_only: Optional[List[str]],
+                   events_ignore: Optional[List[str]], smooth: int, smooth_mode: str, hysteresis: float, every: int,
+                   events: Optional[Path], events_mode: str, display: bool, save: Optional[Path], save_segment: float,
+                   on_change: Optional[str], serve: Optional[str], token: Optional[str], max_clients: int,
+                   max_frames: int, max_pixels: int, stall_timeout: float, reconnect_max: float,
+                   capture: Optional[Path], capture_below: float, capture_interval: float, capture_sample: float,
+                   capture_max_mb: float, watch: bool, watch_interval: float, trial_frames: int,
+                   max_unknown_rise: float, mqtt: Optional[str], mqtt_ca: Optional[Path], mqtt_cert: Optional[Path],
+                   mqtt_key: Optional[Path], mqtt_discovery: str, mqtt_node_id: Optional[str], mqtt_interval: float,
+                   shadow: Optional[Path], shadow_every: int) -> None:
     """Classify live frames from a camera, video, folder or stream; JSON events and a summary at exit."""
     from ..edge.keep import CaptureConfig
     from ..edge.loop import CameraConfig, run_camera

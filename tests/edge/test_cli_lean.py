@@ -39,6 +39,12 @@ def test_the_lean_parser_models_every_option_of_camera_and_classify() -> None:
     params = lean.lean_params()
     assert params == lean.typer_params(), "edgeclf/cli/lean_table.py is out of date; its TABLE should be:\n" + \
         lean.table_source(lean.typer_params())
+    import inspect
+
+    from edgeclf.cli import edge_run
+
+    for name, fn in (("camera", edge_run.camera_command), ("classify", edge_run.classify_command)):
+        assert list(inspect.signature(fn).parameters) == [p.name for p in params[name]]  # the body takes them all
     camera = {p.name for p in params["camera"]}
     assert {"bundle", "source", "serve", "mqtt", "shadow", "capture", "threshold", "display"} <= camera
     assert {p.name for p in params["classify"]} >= {"bundle", "images", "top_k", "as_json"}
