@@ -19,6 +19,7 @@ _END_SIZE = 22
 _CENTRAL = struct.Struct("<4s6H3I5H2I")  # central directory file header, 46 bytes
 _LOCAL = struct.Struct("<4s5H3I2H")  # local file header, 30 bytes
 _METHODS = (0, 8)  # stored, deflated
+_PIECE = 1 << 16
 
 
 class NotZip(Exception):
@@ -61,16 +62,17 @@ def _read(data: bytes) -> tuple[list[str], str | None]:
         if flags & 0x1 or method not in _METHODS or need > 63:
             raise _Other  # encrypted, compressed another way, or a version zipfile refuses
         names.append(name)
-        content = _member(data, base + local, name, csize, usize, method, end)
-        if damaged is None and (content is None or zlib.crc32(content) != crc):
+        got = _member_crc(data, base + local, name, csize, usize, method)
+        if damaged is None and got != crc:
             damaged = name
     if pos > end:
         raise NotZip("central directory runs past its end")
     return names, damaged
 
 
-def _member(data: bytes, local: int, name: str, csize: int, usize: int, method: int, end: int) -> bytes | None:
-    """A member's bytes, or None where `zipfile` finds it damaged (its local header is not its own)."""
+def _member_crc(data: bytes, local: int, name: str, csize: int, usize: int, method: int) -> int | None:
+    """The CRC-32 of a member's bytes as `zipfile` reads them (stored, or inflated in 64 KB pieces up to the
+    member's size: a deflate bomb costs no memory), or None where `zipfile` finds the member damaged."""
     if local + _LOCAL.size > len(data):
         return None
     lsig, _need, flags, _m, _t, _d, _crc, _cs, _us, lnlen, lelen = _LOCAL.unpack_from(data, local)
@@ -80,14 +82,22 @@ def _member(data: bytes, local: int, name: str, csize: int, usize: int, method: 
     start = local + _LOCAL.size + lnlen + lelen
     if start + csize > len(data):
         raise NotZip("member runs past the end")  # zipfile: EOFError
-    body = data[start:start + csize]
-    if method == 8:  # as zipfile reads it: a stream, up to the member's size
-        try:
-            d = zlib.decompressobj(-15)
-            body = d.decompress(body) + d.flush()
-        except zlib.error:
-            return None
-    return body[:usize]  # a shorter one fails its CRC, as in zipfile
+    body = memoryview(data)[start:start + csize]
+    if method == 0:
+        return zlib.crc32(body[:usize])  # a shorter one fails its CRC, as in zipfile
+    crc, left, d = 0, usize, zlib.decompressobj(-15)
+    try:
+        for i in range(0, len(body), _PIECE):  # the input in pieces, each piece's output in pieces
+            pending: bytes | memoryview = body[i:i + _PIECE]
+            while pending and left > 0 and not d.eof:
+                out = d.decompress(pending, min(left, _PIECE))[:left]
+                pending = d.unconsumed_tail
+                crc, left = zlib.crc32(out, crc), left - len(out)
+            if left <= 0 or d.eof:
+                return crc
+        return zlib.crc32(d.flush()[:left], crc)  # the input ran out first: what zipfile adds then
+    except zlib.error:
+        return None
 
 
 def _with_zipfile(data: bytes) -> tuple[list[str], str | None]:

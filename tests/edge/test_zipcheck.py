@@ -90,3 +90,45 @@ def test_a_real_model_with_metadata_and_no_zipfile_import(bundles) -> None:  # n
     broken = bytearray(data)
     broken[local + 30 + nlen + elen] ^= 0x01
     assert first_damaged(bytes(broken))[1] == _with_zipfile(bytes(broken))[1] is not None
+
+
+def test_a_deflate_bomb_costs_no_memory() -> None:
+    """A member that inflates to 256 MB from a quarter of a megabyte is read in 64 KB pieces: the answer, and
+    its damage, without the 256 MB (Python's allocations traced)."""
+    import tracemalloc
+    import zlib
+
+    mb, size = b"\0" * (1 << 20), 256
+    comp, raw, crc = zlib.compressobj(9, zlib.DEFLATED, -15), b"", 0
+    for _ in range(size):
+        raw += comp.compress(mb)
+        crc = zlib.crc32(mb, crc)
+    raw += comp.flush()
+    buf = io.BytesIO()
+    buf.write(PREFIX)
+    with zipfile.ZipFile(buf, "a", compression=zipfile.ZIP_STORED) as z:
+        z.writestr("labels.txt", "x")
+    data = buf.getvalue()
+    # Append the bomb as a second member, its headers written here (zipfile would inflate it to write it).
+    end = data.rfind(b"PK\x05\x06")
+    n, cd_size, cd_offset = struct.unpack_from("<HII", data, end + 10)
+    base = end - cd_size - cd_offset
+    name = b"bomb.bin"
+    local = struct.pack("<4s5H3I2H", b"PK\x03\x04", 20, 0, 8, 0, 0, crc, len(raw), size << 20, len(name), 0) + name
+    central = struct.pack("<4s6H3I5H2I", b"PK\x01\x02", 20, 20, 0, 8, 0, 0, crc, len(raw), size << 20, len(name), 0,
+                          0, 0, 0, 0, cd_offset) + name
+    members = data[base:base + cd_offset] + local + raw
+    cd = data[base + cd_offset:end] + central
+    bomb = data[:base] + members + cd + struct.pack("<4s4H2IH", b"PK\x05\x06", 0, 0, n + 1, n + 1, len(cd),
+                                                      len(members), 0)
+    assert _with_zipfile(bomb) == (["labels.txt", "bomb.bin"], None)  # a well-formed zip, as zipfile reads it
+    tracemalloc.start()
+    try:
+        names, bad = first_damaged(bomb)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert (names, bad) == (["labels.txt", "bomb.bin"], None) and peak < 4 << 20, peak
+    flipped = bytearray(bomb)
+    flipped[base + len(members) - 20] ^= 0x01  # inside the bomb's deflate stream, near its end
+    assert first_damaged(bytes(flipped))[1] == _with_zipfile(bytes(flipped))[1] == "bomb.bin"
