@@ -5,8 +5,10 @@ flatbuffer: the associated files, labels.txt and the like.)
 answers the same question, but importing it costs a process about 1 MB of peak RSS (issue 14: the camera's
 memory), so the common case is read here with `struct` and `zlib` (both loaded anyway): the end-of-central-
 directory record, each member's central and local headers, and each member's CRC-32 over its stored or
-deflated bytes. Anything else (zip64, encryption, another compression method) is handed to `zipfile`, which
-reads every zip; tests/edge/test_zipcheck.py checks both give the same answers.
+deflated bytes, inflated in 64 KB pieces. Anything else (zip64, encryption, another compression method) is
+handed to `zipfile`, which reads every zip; tests/edge/test_zipcheck.py checks both give the same answers.
+Unlike `zipfile`, members that would inflate past 64 MB plus 16 bytes per byte of the file in all (a zip bomb,
+or thousands of entries pointing at one member) are called damaged without being inflated.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ _CENTRAL = struct.Struct("<4s6H3I5H2I")  # central directory file header, 46 byt
 _LOCAL = struct.Struct("<4s5H3I2H")  # local file header, 30 bytes
 _METHODS = (0, 8)  # stored, deflated
 _PIECE = 1 << 16
+_BUDGET = 64 << 20  # bytes all members may inflate to, beyond 16 per byte of the file: labels.txt is a few KB
 
 
 class NotZip(Exception):
@@ -52,6 +55,7 @@ def _read(data: bytes) -> tuple[list[str], str | None]:
     if base < 0:
         raise NotZip("central directory before the start")
     pos, names, damaged = base + cd_offset, [], None
+    spent, budget = 0, _BUDGET + 16 * len(data)
     for _ in range(n):
         (sig, _made, need, flags, method, _t, _d, crc, csize, usize, nlen, elen, clen, _disk, _ia, _ea,
          local) = _CENTRAL.unpack_from(data, pos)
@@ -62,8 +66,10 @@ def _read(data: bytes) -> tuple[list[str], str | None]:
         if flags & 0x1 or method not in _METHODS or need > 63:
             raise _Other  # encrypted, compressed another way, or a version zipfile refuses
         names.append(name)
-        got = _member_crc(data, base + local, name, csize, usize, method)
-        if damaged is None and got != crc:
+        spent += usize
+        if spent > budget:  # many members, or overlapping ones, that inflate without end: damaged, not read
+            damaged = damaged or name
+        elif damaged is None and _member_crc(data, base + local, name, csize, usize, method) != crc:
             damaged = name
     if pos > end:
         raise NotZip("central directory runs past its end")
