@@ -47,7 +47,17 @@ def configure(verbose: int, quiet: bool) -> None:
 def echo(message: str, err: bool = False) -> None:
     """One line to stdout (or stderr), flushed: what typer.echo does for text, without typer."""
     stream = sys.stderr if err else sys.stdout
-    stream.write(message + "\n")
+    line = message + "\n"
+    try:
+        stream.write(line)
+    except UnicodeEncodeError:  # an ASCII-only stream (PYTHONIOENCODING=ascii, some service managers), or a strict
+        # one given a file name's undecodable bytes: as click does, UTF-8 out; such a name's own bytes as they are
+        buffer = getattr(stream, "buffer", None)
+        if buffer is None:
+            stream.write(line.encode("ascii", "backslashreplace").decode("ascii"))
+        else:
+            stream.flush()
+            buffer.write(line.encode("utf-8", "surrogateescape"))
     stream.flush()
 
 

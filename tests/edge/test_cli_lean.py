@@ -4,6 +4,7 @@ arguments typer gives it, and leaves every command line it does not fully model 
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 from typing import Any
 
@@ -137,3 +138,23 @@ def test_a_real_process_answers_the_same_both_ways(bundles, tmp_path: Path, case
     assert (lean_run.returncode, lean_run.stdout, lean_run.stderr) == \
         (typer_run.returncode, typer_run.stdout, typer_run.stderr)
     assert (lean_run.returncode == 0) == (case == "ok"), lean_run.stderr
+
+
+@pytest.mark.parametrize("encoding", ["ascii", "utf-8:strict"])
+def test_a_name_the_terminal_cannot_encode_is_printed_not_a_traceback(bundles, tmp_path: Path, encoding: str) -> None:
+    """The lean start prints without typer: a non-ASCII file name on an ASCII-only stdout (as click did: UTF-8),
+    and a name with bytes that are not UTF-8 on a strict one (its own bytes), exit 0 either way."""
+    import shutil
+    import subprocess
+    import sys
+
+    from .fixtures import REPO
+
+    images = [tmp_path / "cheval_é.png", tmp_path / os.fsdecode(b"bad_\xff.png")]
+    for p in images:
+        shutil.copy(bundles.images / "horse02-0.png", p)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONIOENCODING": encoding}
+    r = subprocess.run([sys.executable, "-m", "edgeclf", "-q", "classify", str(bundles.path("b32-float32")),
+                        *map(str, images)], capture_output=True, env=env, cwd=REPO, timeout=120)
+    assert r.returncode == 0, r.stderr.decode(errors="replace")[-2000:]
+    assert "cheval_é.png".encode() in r.stdout and b"bad_\xff.png" in r.stdout
