@@ -92,7 +92,16 @@ class RunStats:
 
 
 def peak_rss_mb() -> float:
-    """Peak resident set size of this process (ru_maxrss: KiB on Linux, bytes on macOS)."""
+    """Peak resident set size of this program: VmHWM on Linux (ru_maxrss there also counts the memory of a
+    larger parent this process was forked from before its exec: a camera started from a 200 MB Python program
+    said 212 MB); elsewhere ru_maxrss (KiB, bytes on macOS)."""
+    try:
+        with open("/proc/self/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except (OSError, ValueError, IndexError):
+        pass
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return round(rss / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
 

@@ -166,3 +166,25 @@ def test_unusable_source_is_one_line_listing_sources(bundles, tmp_path: Path, so
     assert lines[0].startswith("error: ") and says in lines[0]
     assert "cameras here:" in lines[0] and "--source also takes" in lines[0]
     assert r.stdout == ""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="VmHWM: Linux's own peak of this program")
+def test_peak_rss_is_the_cameras_own_not_its_parents(bundles, image_folder: Path, tmp_path: Path) -> None:
+    """Started by a program that holds 300 MB (a demo, a supervisor in Python), the camera's summary says its own
+    peak: ru_maxrss would count the parent's pages it was forked with."""
+    import json
+    import subprocess
+
+    from .conftest import REPO
+
+    events = tmp_path / "ev.jsonl"
+    code = ("import subprocess, sys\n"
+            "held = bytearray(300 << 20)\n"
+            "for i in range(0, len(held), 4096): held[i] = 1\n"
+            "sys.exit(subprocess.run(sys.argv[1:]).returncode)\n")
+    r = subprocess.run([sys.executable, "-c", code, sys.executable, "-m", "edgeclf", "-q", "camera",
+                        str(bundles.path("b32-int8")), "--source", str(image_folder), "--events", str(events)],
+                       cwd=REPO, capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stderr[-2000:]
+    summary = json.loads(events.read_text().splitlines()[-1])
+    assert 10 < summary["peak_rss_mb"] < 200, summary["peak_rss_mb"]
