@@ -104,12 +104,12 @@ def camera_command(*, bundle: Path, source: str, size: Optional[str], threads: O
     if lost:  # classification went on, but the record is incomplete: a service manager must see a failure
         why = summary["events"].get("error") or "write errors"
         echo(f"error: --events {events}: {lost} event line(s) could not be written ({why}); free space "
-                   "or pick another path", err=True)
+             "or pick another path", err=True)
         raise SystemExit(1)
     kept = summary.get("capture", {})
     if kept.get("error"):  # classification went on, capturing stopped: not a clean run
         echo(f"error: --capture {capture}: capturing stopped ({kept['error']}); free space or pick a writable "
-                   "folder", err=True)
+             "folder", err=True)
         raise SystemExit(1)
 
 

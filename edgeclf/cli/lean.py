@@ -6,11 +6,12 @@ classify at all. When the command line is plain -- global -v/-q, then `camera` o
 `--long` options each given once, values that are plainly numbers, paths or text -- this module reads it
 with the same definitions (the typer signatures in `edgeclf.cli.edge`, as `edgeclf.cli.lean_table` holds them)
 and calls the same command body (`edgeclf.cli.edge_run`) with the same error handling
-(`edgeclf.cli.settings.guarded`), in a process that imports no typer (about 1.5 MB of peak RSS less). Anything else (--help, --version, `--`, `-x` short options, a value that
-starts with `-`, a repeated single option, an unknown option, a value typer would refuse or convert in a
-way this module does not model) is left to typer, which answers as it always did: the interface is typer's.
+(`edgeclf.cli.settings.guarded`), in a process that imports no typer (about 1.5 MB of peak RSS less).
+Anything else (--help, --version, `--`, `-x` short options, a value that starts with `-`, a repeated single
+option, an unknown option, a value typer would refuse or convert in a way this module does not model) is left
+to typer, which answers as it always did: the interface is typer's.
 tests/edge/test_cli_lean.py checks that both give the command the same arguments and answer the same;
-tests/edge/test_camera_imports.py that a plain camera/classify process imports no pydantic.
+tests/edge/test_camera_imports.py that a plain camera/classify process imports neither pydantic nor typer.
 """
 
 from __future__ import annotations
@@ -214,14 +215,22 @@ def typer_params() -> dict[str, list[Param]]:
 
 def table_source(params: dict[str, list[Param]]) -> str:
     """The body of edgeclf/cli/lean_table.py's TABLE for these parameters."""
+    import json
+
     kinds = {str: "str", int: "int", float: "float", bool: "bool", Path: "Path"}
+
+    def lit(v: Any) -> str:  # str as JSON (valid Python, double quotes), tuples of them, the rest as repr
+        if isinstance(v, tuple):
+            return "(" + ", ".join(map(lit, v)) + ("," if len(v) == 1 else "") + ")"
+        return json.dumps(v) if isinstance(v, str) else repr(v)
+
     lines = ["TABLE = {"]
     for command, spec in params.items():
         lines.append(f'    "{command}": (')
-        lines += [f"        ({p.name!r}, {kinds[p.kind]}, {p.multiple}, {p.argument}, {p.on!r}, {p.off!r}, {p.envvar!r}, "
-                  f"{p.default!r}, {p.required})," for p in spec]
+        lines += [f"        ({lit(p.name)}, {kinds[p.kind]}, {p.multiple}, {p.argument}, {lit(p.on)}, {lit(p.off)}, "
+                  f"{lit(p.envvar)}, {lit(p.default)}, {p.required})," for p in spec]
         lines.append("    ),")
-    return "\n".join(lines + ["}"]).replace("'", '"') + "\n"
+    return "\n".join(lines + ["}"]) + "\n"
 
 
 def run(argv: Sequence[str]) -> bool:
