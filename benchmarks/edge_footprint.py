@@ -213,6 +213,14 @@ def camera_extras(run: Path, names: list[str], images: list, repeats: int, env: 
         tmp.cleanup()
     c.table(["bundle", "process", "peak RSS MB", "/ bare", "/ bare with two", f"≤ {EXTRAS_RSS_GOAL}×"], rows,
             title=f"peak RSS of fresh processes (wait4), medians of {repeats}")
+    # Linux's ru_maxrss of a child starts at the pages of the process it was forked from: every figure above
+    # this process's own peak is the child's own; one at or below it may be this process's.
+    from edgeclf.bench.footprint import vm_hwm_kb
+
+    mine = (vm_hwm_kb() or 0) / 1024
+    lowest = min(r[2] for r in rows) if rows else 0.0
+    print(f"this process peaked at {mine:.1f} MB: " + ("below every figure, so each is the child's own" if mine < lowest
+          else "NOT below every figure: those at or below it may be this process's pages, not the child's"))
     m = c.finish(m)
     c.save(json_path, {"machine": m, "run": str(run), "camera_extras": out})
     return 0
