@@ -34,18 +34,6 @@ class Footprint:
     output: str
 
 
-def vm_hwm_kb() -> int | None:
-    """This process's peak RSS in kB from /proc/self/status, or None off Linux."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
 def run_measured(cmd: Sequence[str], env: dict[str, str] | None = None, timeout: float = 600) -> Footprint:
     """Run `cmd`, return its own peak RSS (ru_maxrss via wait4), wall time and output."""
     t0 = time.monotonic()
@@ -99,6 +87,7 @@ def _child(argv: list[str] | None = None) -> None:
 
     from edgeclf.edge.model import Classifier
     from edgeclf.edge.postprocess import answer
+    from edgeclf.edge.stats import vm_hwm_kb
     from edgeclf.imageio import read_bgr
 
     clf = Classifier.load(a.bundle, a.runtime, a.threads)  # verify, load probe (cached), build, check tensors

@@ -215,7 +215,7 @@ def camera_extras(run: Path, names: list[str], images: list, repeats: int, env: 
             title=f"peak RSS of fresh processes (wait4), medians of {repeats}")
     # Linux's ru_maxrss of a child starts at the pages of the process it was forked from: every figure above
     # this process's own peak is the child's own; one at or below it may be this process's.
-    from edgeclf.bench.footprint import vm_hwm_kb
+    from edgeclf.edge.stats import vm_hwm_kb
 
     mine = (vm_hwm_kb() or 0) / 1024
     lowest = min(r[2] for r in rows) if rows else 0.0

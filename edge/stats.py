@@ -91,17 +91,25 @@ class RunStats:
                 for s, h in self.stages.items() if h.n}
 
 
-def peak_rss_mb() -> float:
-    """Peak resident set size of this program: VmHWM on Linux (ru_maxrss there also counts the memory of a
-    larger parent this process was forked from before its exec: a camera started from a 200 MB Python program
-    said 212 MB); elsewhere ru_maxrss (KiB, bytes on macOS)."""
+def vm_hwm_kb() -> int | None:
+    """This program's peak resident set in kB (VmHWM in /proc/self/status), or None off Linux. Not ru_maxrss,
+    which on Linux also counts the pages of a larger parent this process was forked from before its exec (a
+    camera started from a 200 MB Python program said 212 MB)."""
     try:
         with open("/proc/self/status", "rb") as f:
             for line in f:
                 if line.startswith(b"VmHWM:"):
-                    return round(int(line.split()[1]) / 1024, 1)
+                    return int(line.split()[1])
     except (OSError, ValueError, IndexError):
         pass
+    return None
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this program, MB: VmHWM on Linux, else ru_maxrss (KiB, bytes on macOS)."""
+    hwm = vm_hwm_kb()
+    if hwm is not None:
+        return round(hwm / 1024, 1)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return round(rss / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
 
