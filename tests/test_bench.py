@@ -299,3 +299,19 @@ def test_edge_frame_cost_features_are_paired_rounds(tiny_run: Path, tmp_path: Pa
     r = subprocess.run([sys.executable, str(Path(__file__).parents[1] / "benchmarks" / "edge_frame_cost.py"),
                         "--run", str(tiny_run), "--features", "capture,nope"], capture_output=True, text=True, timeout=120)
     assert r.returncode != 0 and "unknown nope" in r.stderr
+
+
+def test_train_trunk_script_compares_tflite_with_tensorflow(tmp_path: Path) -> None:
+    """The trunk, cut as a run cuts it, on TensorFlow and converted to TFLite: the same features, timed both ways."""
+    data = write_color_folders(tmp_path / "data", n_per_class=8, size=48)
+    res = _script("train_trunk", "--data", str(data), "--size", "64", "--limit", "16", "--views", "1", "--rounds", "1",
+                  "--weights", "none", tmp=tmp_path)
+    assert res["images"] == 16 and res["views"] == 1
+    rows = res["results"]
+    assert len(rows) == 3 and all(k.startswith("64 ") for k in rows)
+    tf_row = next(v for k, v in rows.items() if "TensorFlow" in k)
+    assert tf_row["piped_speed_vs_tf"] == 1.0 and tf_row["max_abs_diff"] == 0.0 and tf_row["convert_s"] == 0.0
+    for k, v in rows.items():
+        assert v["alone_ms_img"] > 0 and len(v["piped_ms_img"]) == 1 and v["piped_ms_img"][0] > 0
+        if "TFLite" in k:  # converted for real, and computing the same features
+            assert v["convert_s"] > 0 and v["max_abs_diff"] < 1e-4
