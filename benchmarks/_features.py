@@ -25,7 +25,7 @@ GOAL = 1.05  # issue 14: each part costs the frame loop < 5 %
 METRICS = ("p50", "mean", "work")  # per-frame p50, per-frame mean, the loop's own time per frame (mean)
 PARTS = ("decide", "capture", "mqtt", "serve", "shadow", "watch")  # what "everything" turns on
 BUT = tuple(f"everything-but-{p}" for p in PARTS)  # everything with one part off: what that part costs among the rest
-FEATURES = ("decide", "capture", "capture-every", "mqtt", "serve", "shadow", "watch", "everything", *BUT)
+FEATURES = ("decide", "capture", "capture-every", "mqtt", "serve", "stream", "shadow", "watch", "everything", *BUT)
 GROUPS = {"extras": ("mqtt", "serve", "shadow", "capture", "everything"), "capture": ("capture", "capture-every"),
           "decide": ("decide",), "attribution": ("everything", *BUT), "all": FEATURES}
 DESCRIBE = {
@@ -34,6 +34,7 @@ DESCRIBE = {
     "capture-every": "--capture, every frame offered (--capture-below 1 --capture-interval 0 --capture-sample 0)",
     "mqtt": "--mqtt to a local mosquitto, state every 1 s",
     "serve": "--serve, /metrics scraped twice a second",
+    "stream": "--serve with one client watching the /stream preview (MJPEG, at most 15 JPEGs a second)",
     "shadow": "--shadow (the same bundle) every 10th frame",
     "watch": "--watch (bundle folder checked every 1 s)",
     "everything": "all of the above at once (capture with default limits)",
@@ -78,6 +79,20 @@ class Scraper:
         self._thread.join(timeout=10)
 
 
+class Streamer(Scraper):
+    """A client watching /stream while a round runs: reads the MJPEG preview as fast as the camera sends it."""
+
+    def _run(self) -> None:
+        url = self.url.replace("/metrics", "/stream")
+        while not self._stop.is_set():
+            try:
+                with urllib.request.urlopen(url, timeout=5) as r:
+                    while not self._stop.is_set() and r.read(65536):
+                        self.scrapes += 1
+            except OSError:
+                self._stop.wait(0.05)  # not serving yet, or the round ended
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -94,7 +109,8 @@ def parts_of(name: str) -> tuple[str, ...]:
 
 
 def feature_options(name: str, clf: Any, broker: Any, tmp: Path, round_no: int) -> tuple[Any, dict[str, Any]]:
-    """(classifier, CameraConfig options) of feature `name` in round `round_no`."""
+    """(classifier, CameraConfig options) of feature `name` in round `round_no`; with --serve, `_client` names
+    the HTTP client that runs beside the round (taken out before the options reach CameraConfig)."""
     from edgeclf.edge.decide import EventsFilter
     from edgeclf.edge.keep import CaptureConfig
     from edgeclf.edge.postprocess import SmoothConfig
@@ -113,8 +129,9 @@ def feature_options(name: str, clf: Any, broker: Any, tmp: Path, round_no: int) 
             from edgeclf.edge.mqtt import MqttConfig
 
             opts["mqtt"] = MqttConfig.parse(broker.url(), interval=1.0)
-        elif part == "serve":
+        elif part in ("serve", "stream"):
             opts["serve"] = f"127.0.0.1:{_free_port()}"
+            opts["_client"] = Streamer if part == "stream" else Scraper
         elif part == "shadow":
             opts.update(shadow=clf.bundle.path, shadow_every=10)
         elif part == "watch":
@@ -127,7 +144,9 @@ def camera_run(clf: Any, clip: Path, frames: int, opts: dict[str, Any]) -> dict[
     from edgeclf.edge.events import EventWriter
     from edgeclf.edge.loop import CameraConfig, run_camera
 
-    scraper = Scraper(opts["serve"]) if "serve" in opts else None
+    opts = dict(opts)
+    client = opts.pop("_client", Scraper)
+    scraper = client(opts["serve"]) if "serve" in opts else None
     try:
         with open(os.devnull, "w") as sink:
             s = run_camera(clf.bundle.path, CameraConfig(source=str(clip), max_frames=frames, **opts),

@@ -54,17 +54,17 @@ class Outputs:
         self._recording: Recording | None = None
         self.quit_requested = False
 
-    def wanted(self) -> bool:
-        return self.save is not None or self.display or (self.server is not None and self.server.wants_frames())
-
     def show(self, frame: np.ndarray, label: str, score: float, smoothed: float, fps: float, latency_ms: float) -> None:
-        if not self.wanted():
+        """The annotated frame for --save and --display (every frame), and for --serve when its encoder waits
+        for one (at most 15 times a second, not every frame the loop classifies)."""
+        serve = self.server is not None and self.server.wants_frames()
+        if not (serve or self.save is not None or self.display):
             return
         canvas = self.annotate(frame, label, score, smoothed, fps, latency_ms)
         if self.save is not None:
             self._write(canvas)
-        if self.server is not None:
-            self.server.publish(canvas)
+        if serve:
+            self.server.publish(canvas)  # type: ignore[union-attr]
         if self.display:
             import cv2
 

@@ -206,10 +206,11 @@ class PreviewServer:
         self.min_interval = 1.0 / max_fps if max_fps > 0 else 0.0
         self.closing = threading.Event()
         self.stats = {"clients": 0, "streams_total": 0, "dropped_slow": 0, "refused": 0, "unauthorized": 0,
-                      "idle_closed": 0}
+                      "idle_closed": 0, "published": 0, "encoded": 0}  # frames handed over by the loop; JPEGs made
         self._cond = threading.Condition()
         self._frame: np.ndarray | None = None
         self._frame_seq = 0
+        self._ready = True  # the encoder waits for a frame (set by the encoder, cleared by publish)
         self._jpeg: bytes = b""
         self._jpeg_seq = 0
         self._server: _Server | None = None
@@ -244,7 +245,9 @@ class PreviewServer:
         return hmac.compare_digest(given.encode(), self.token.encode())
 
     def wants_frames(self) -> bool:
-        return self.stats["clients"] > 0
+        """True when a client watches and the encoder waits for its next frame (at most `max_fps` times a
+        second): the loop annotates and hands over only those frames, not every frame it classifies."""
+        return self.stats["clients"] > 0 and self._ready
 
     def publish(self, image: np.ndarray) -> None:
         """Hand the latest annotated frame to the encoder (a copy; nothing is done without clients)."""
@@ -255,6 +258,8 @@ class PreviewServer:
                 self._frame = np.empty_like(image)
             np.copyto(self._frame, image)
             self._frame_seq += 1
+            self._ready = False
+            self.stats["published"] += 1
             self._cond.notify_all()
 
     def _encode_loop(self) -> None:
@@ -264,6 +269,7 @@ class PreviewServer:
         done = 0
         while not self.closing.is_set():
             with self._cond:
+                self._ready = True  # the next frame published is encoded
                 while self._frame_seq == done and not self.closing.is_set():
                     self._cond.wait(0.5)
                 if self.closing.is_set() or self._frame is None:
@@ -276,6 +282,7 @@ class PreviewServer:
             if ok:
                 with self._cond:
                     self._jpeg, self._jpeg_seq = buf.tobytes(), done
+                    self.stats["encoded"] += 1
                     self._cond.notify_all()
             if self.min_interval:
                 self.closing.wait(self.min_interval)

@@ -288,9 +288,9 @@ def test_everything_but_one_part_turns_on_all_the_others(tiny_run: Path, tmp_pat
 
 def test_edge_frame_cost_features_are_paired_rounds(tiny_run: Path, tmp_path: Path) -> None:
     res = _script("edge_frame_cost", "--run", str(tiny_run), "--bundle", "32-int8", "--frames", "6", "--repeats", "2",
-                  "--no-keras", "--features", "capture,watch", tmp=tmp_path)
+                  "--no-keras", "--features", "capture,watch,stream", tmp=tmp_path)
     feats = res["features"]["32-int8"]
-    assert list(feats) == ["capture", "watch"]
+    assert list(feats) == ["capture", "stream", "watch"]  # in FEATURES order
     for f in feats.values():
         for m in ("p50", "mean", "work"):
             s = f[m]
