@@ -109,8 +109,7 @@ def parts_of(name: str) -> tuple[str, ...]:
 
 
 def feature_options(name: str, clf: Any, broker: Any, tmp: Path, round_no: int) -> tuple[Any, dict[str, Any]]:
-    """(classifier, CameraConfig options) of feature `name` in round `round_no`; with --serve, `_client` names
-    the HTTP client that runs beside the round (taken out before the options reach CameraConfig)."""
+    """(classifier, CameraConfig options) of feature `name` in round `round_no`."""
     from edgeclf.edge.decide import EventsFilter
     from edgeclf.edge.keep import CaptureConfig
     from edgeclf.edge.postprocess import SmoothConfig
@@ -131,7 +130,6 @@ def feature_options(name: str, clf: Any, broker: Any, tmp: Path, round_no: int) 
             opts["mqtt"] = MqttConfig.parse(broker.url(), interval=1.0)
         elif part in ("serve", "stream"):
             opts["serve"] = f"127.0.0.1:{_free_port()}"
-            opts["_client"] = Streamer if part == "stream" else Scraper
         elif part == "shadow":
             opts.update(shadow=clf.bundle.path, shadow_every=10)
         elif part == "watch":
@@ -139,14 +137,13 @@ def feature_options(name: str, clf: Any, broker: Any, tmp: Path, round_no: int) 
     return clf if ("decide" in parts) else None, opts
 
 
-def camera_run(clf: Any, clip: Path, frames: int, opts: dict[str, Any]) -> dict[str, float]:
-    """One pass of the real camera loop over the clip: per-frame p50 and mean, the loop's own time, postprocess."""
+def camera_run(clf: Any, clip: Path, frames: int, opts: dict[str, Any], stream: bool = False) -> dict[str, float]:
+    """One pass of the real camera loop over the clip: per-frame p50 and mean, the loop's own time, postprocess.
+    With --serve, a client scrapes /metrics beside it, or with `stream` watches /stream."""
     from edgeclf.edge.events import EventWriter
     from edgeclf.edge.loop import CameraConfig, run_camera
 
-    opts = dict(opts)
-    client = opts.pop("_client", Scraper)
-    scraper = client(opts["serve"]) if "serve" in opts else None
+    scraper = (Streamer if stream else Scraper)(opts["serve"]) if "serve" in opts else None
     try:
         with open(os.devnull, "w") as sink:
             s = run_camera(clf.bundle.path, CameraConfig(source=str(clip), max_frames=frames, **opts),
@@ -201,7 +198,8 @@ def paired_rounds(clf: Any, clip: Path, frames: int, rounds: int, names: Sequenc
                 feature_clf, opts = feature_options(n, clf, broker, Path(tmp), i)
                 runs: dict[str, Callable[[], dict[str, float]]] = {
                     "a": lambda: camera_run(plain, clip, frames, pace),
-                    "b": lambda: camera_run(feature_clf or plain, clip, frames, {**opts, **pace})}
+                    "b": lambda: camera_run(feature_clf or plain, clip, frames, {**opts, **pace},
+                                            stream="stream" in parts_of(n))}
                 order = ("a", "b") if i % 2 == 0 else ("b", "a")
                 got = {k: runs[k]() for k in order}
                 pairs[n].append((got["a"], got["b"]))
