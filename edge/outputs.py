@@ -55,16 +55,16 @@ class Outputs:
         self.quit_requested = False
 
     def show(self, frame: np.ndarray, label: str, score: float, smoothed: float, fps: float, latency_ms: float) -> None:
-        """The annotated frame for --save and --display (every frame), and for --serve when its encoder waits
-        for one (at most 15 times a second, not every frame the loop classifies)."""
-        serve = self.server is not None and self.server.wants_frames()
-        if not (serve or self.save is not None or self.display):
+        """The annotated frame for --save and --display (every frame). --serve gets the plain frame and the
+        answer when its encoder waits for one (at most 15 times a second), and draws the status bar itself,
+        off the loop."""
+        if self.server is not None and self.server.wants_frames():
+            self.server.publish(frame, (label, score, smoothed, fps, latency_ms))
+        if not (self.save is not None or self.display):
             return
         canvas = self.annotate(frame, label, score, smoothed, fps, latency_ms)
         if self.save is not None:
             self._write(canvas)
-        if serve:
-            self.server.publish(canvas)  # type: ignore[union-attr]
         if self.display:
             import cv2
 

@@ -8,7 +8,8 @@ within `request_timeout` seconds; while every slot is taken, a new connection pu
 that is still silent, so idle or trickling connections (no token needed) cannot lock out /status and
 /stream. When nothing can be pushed out, the new connection gets 503 and is closed without a thread. Each stream is sent the latest frame only; one encoder thread makes at most one JPEG per frame
 (no per-client buffers), and a client that does not read within `write_timeout` seconds is dropped.
-The loop only copies its annotated frame into a buffer, so clients cannot slow classification.
+The loop only copies a frame into a buffer, when the encoder waits for one, so clients cannot slow
+classification; the encoder draws the status bar on it.
 """
 
 from __future__ import annotations
@@ -211,6 +212,7 @@ class PreviewServer:
         self._frame: np.ndarray | None = None
         self._frame_seq = 0
         self._ready = True  # the encoder waits for a frame (set by the encoder, cleared by publish)
+        self._status: tuple[str, float, float, float, float] | None = None  # the answer drawn on that frame
         self._jpeg: bytes = b""
         self._jpeg_seq = 0
         self._server: _Server | None = None
@@ -249,14 +251,16 @@ class PreviewServer:
         second): the loop annotates and hands over only those frames, not every frame it classifies."""
         return self.stats["clients"] > 0 and self._ready
 
-    def publish(self, image: np.ndarray) -> None:
-        """Hand the latest annotated frame to the encoder (a copy; nothing is done without clients)."""
+    def publish(self, image: np.ndarray, status: tuple[str, float, float, float, float] | None = None) -> None:
+        """Hand the latest frame to the encoder (a copy; nothing is done without clients), with the answer the
+        encoder draws on it (edge/annotate.py's status bar: label, score, smoothed, fps, latency_ms)."""
         if not self.stats["clients"]:
             return
         with self._cond:
             if self._frame is None or self._frame.shape != image.shape:
                 self._frame = np.empty_like(image)
             np.copyto(self._frame, image)
+            self._status = status
             self._frame_seq += 1
             self._ready = False
             self.stats["published"] += 1
@@ -264,6 +268,8 @@ class PreviewServer:
 
     def _encode_loop(self) -> None:
         import cv2
+
+        from edgeclf.edge.annotate import draw_status
 
         scratch: np.ndarray | None = None
         done = 0
@@ -276,8 +282,10 @@ class PreviewServer:
                     continue
                 if scratch is None or scratch.shape != self._frame.shape:
                     scratch = np.empty_like(self._frame)
-                np.copyto(scratch, self._frame)
-                done = self._frame_seq
+                scratch, self._frame = self._frame, scratch  # the loop writes the next frame into the other one
+                status, done = self._status, self._frame_seq
+            if status is not None:
+                draw_status(scratch, *status)
             ok, buf = cv2.imencode(".jpg", scratch, [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])
             if ok:
                 with self._cond:
