@@ -1,5 +1,5 @@
-"""Where annotated frames go: --save (a video in segments, `edgeclf.edge.recording`), --display (an OpenCV
-window, only when a display exists) and --serve (the MJPEG preview)."""
+"""Where frames go: --save (an annotated video in segments, `edgeclf.edge.recording`), --display (an OpenCV
+window, only when a display exists) and --serve (the MJPEG preview, whose encoder draws the status bar itself)."""
 
 from __future__ import annotations
 

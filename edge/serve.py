@@ -248,7 +248,7 @@ class PreviewServer:
 
     def wants_frames(self) -> bool:
         """True when a client watches and the encoder waits for its next frame (at most `max_fps` times a
-        second): the loop annotates and hands over only those frames, not every frame it classifies."""
+        second): the loop hands over only those frames, not every frame it classifies."""
         return self.stats["clients"] > 0 and self._ready
 
     def publish(self, image: np.ndarray, status: tuple[str, float, float, float, float] | None = None) -> None:
