@@ -59,8 +59,10 @@ def plain_classifier(clf: Any) -> Any:
 class Scraper:
     """GET /metrics every `period` seconds while a round runs (what a Prometheus server does, faster)."""
 
+    PATH = "/metrics"
+
     def __init__(self, bind: str, period: float = 0.5):
-        self.url, self.period, self.scrapes = f"http://{bind}/metrics", period, 0
+        self.url, self.period, self.scrapes = f"http://{bind}{self.PATH}", period, 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -82,11 +84,12 @@ class Scraper:
 class Streamer(Scraper):
     """A client watching /stream while a round runs: reads the MJPEG preview as fast as the camera sends it."""
 
+    PATH = "/stream"
+
     def _run(self) -> None:
-        url = self.url.replace("/metrics", "/stream")
         while not self._stop.is_set():
             try:
-                with urllib.request.urlopen(url, timeout=5) as r:
+                with urllib.request.urlopen(self.url, timeout=5) as r:
                     while not self._stop.is_set() and r.read(65536):
                         self.scrapes += 1
             except OSError:
